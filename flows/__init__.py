@@ -1,0 +1,1 @@
+"""Pure voice-flow domain: definitions as data and the engine that walks them (no I/O)."""

@@ -1,0 +1,1 @@
+"""Flow definitions shipped with the service, one TOML file per flow."""

@@ -1,0 +1,240 @@
+"""The flow engine: state + event in, next state + what to say + evidence facts out.
+
+Pure and synchronous. It never touches the network, a database or TwiML; callers
+persist the facts and render the instruction. Which key leads where is read from the
+flow definition, never decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from flows.model import (
+    AbandonFact,
+    Ask,
+    CallStart,
+    CallState,
+    Channel,
+    ConfirmStep,
+    DecideStep,
+    Decision,
+    DecisionFact,
+    Digits,
+    End,
+    Event,
+    Fact,
+    Flow,
+    GoodbyeStep,
+    Identification,
+    Instruction,
+    KeypressFact,
+    KeypressOutcome,
+    MenuStep,
+    NoInput,
+    Outcome,
+    Prompt,
+    SayStep,
+    Step,
+)
+
+__all__ = ["FlowError", "advance", "hang_up", "replay", "start"]
+
+# A flow that chains more non-waiting steps than this is broken (a say/decide loop);
+# the loader rejects such cycles, this only stops a bad definition from spinning.
+MAX_CHAINED_STEPS = 32
+SINGLE_KEY = 1
+
+
+class FlowError(Exception):
+    """The definition cannot handle this state: a bug in the flow, never caller input."""
+
+    def __init__(self, flow: str, step: str, problem: str) -> None:
+        super().__init__(f"flow {flow!r} step {step!r}: {problem}")
+        self.flow, self.step, self.problem = flow, step, problem
+
+
+def start(flow: Flow, call: CallStart, lang: str | None = None) -> Outcome:
+    """Answer a new call: chain from the flow's first step to its first question."""
+    state = CallState(
+        call_sid=call.call_sid,
+        caller=call.caller,
+        dialed=call.dialed,
+        flow_name=flow.name,
+        flow_version=flow.version,
+        lang=lang or flow.default_language,
+        step=flow.start,
+    )
+    return _enter(flow, state, flow.start)
+
+
+def advance(flow: Flow, state: CallState, event: Event) -> Outcome:
+    """Apply the caller's answer to the prompt now playing.
+
+    An event answering an earlier prompt (a retried or out-of-order webhook) leaves
+    the call where it is and replays what the caller is hearing now.
+    """
+    if state.finished or event.seq != state.seq:
+        return Outcome(state, replay(flow, state), stale=True)
+    step = flow.steps[state.step]
+    answer = _ANSWERS.get(step.kind)
+    if answer is None:
+        raise FlowError(flow.name, step.id, f"a {step.kind} step does not wait for input")
+    return answer(flow, state, step, event)
+
+
+def replay(flow: Flow, state: CallState) -> Instruction:
+    """What the caller is hearing now, rebuilt word for word from the state."""
+    language = flow.languages[state.lang]
+    if state.finished:
+        return End(speech=(state.heard,), language=language)
+    return _ask(flow, state, (state.heard,))
+
+
+def hang_up(flow: Flow, state: CallState) -> tuple[Fact, ...]:
+    """The call ended: a call that had not reached its end was abandoned where it stood."""
+    if state.finished:
+        return ()
+    return (AbandonFact(step=state.step),)
+
+
+# --- answering a waiting step ----------------------------------------------------------
+
+
+def _answer_menu(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+    assert isinstance(step, MenuStep)
+    if isinstance(event, NoInput):
+        return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
+    choice = step.choices.get(event.digits)
+    if choice is None:
+        return _retry(flow, state, step, event, KeypressOutcome.INVALID)
+    moved = _accepted(state, event)
+    if choice.purpose is not None:
+        # Choosing a purpose starts a new choice: its keys are the evidence trail.
+        moved = replace(moved, purpose=choice.purpose, action=None, trail=(event.digits,))
+    if choice.action is not None:
+        moved = replace(moved, action=choice.action, chosen_at=step.id)
+    return _enter(flow, moved, choice.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+
+
+def _answer_confirm(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+    assert isinstance(step, ConfirmStep)
+    if isinstance(event, NoInput):
+        return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
+    targets = {step.confirm_key: step.yes, step.back_key: state.chosen_at}
+    target = targets.get(event.digits)
+    if target is None:
+        return _retry(flow, state, step, event, KeypressOutcome.INVALID)
+    moved = _accepted(state, event)
+    if event.digits == step.back_key:
+        moved = replace(moved, action=None)
+    return _enter(flow, moved, target, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+
+
+_ANSWERS: dict[str, Callable[[Flow, CallState, Step, Event], Outcome]] = {
+    MenuStep.kind: _answer_menu,
+    ConfirmStep.kind: _answer_confirm,
+}
+
+
+def _accepted(state: CallState, event: Digits) -> CallState:
+    return replace(state, seq=state.seq + 1, attempts=0, trail=state.trail + (event.digits,))
+
+
+def _retry(
+    flow: Flow, state: CallState, step: Step, event: Event, outcome: KeypressOutcome
+) -> Outcome:
+    """Re-prompt after a wrong key or silence; after too many attempts, end politely."""
+    fact = _keypress(state, event, outcome)
+    attempts = state.attempts + 1
+    moved = replace(state, seq=state.seq + 1, attempts=attempts)
+    if attempts >= flow.max_attempts:
+        return _finish(flow, moved, (_say(flow, moved, flow.messages["too_many_attempts"]),), (fact,))
+    apology = flow.messages[outcome.value]
+    speech = (_say(flow, moved, apology), _say(flow, moved, step.say))
+    moved = replace(moved, heard=" ".join(speech))
+    return Outcome(moved, _ask(flow, moved, speech), (fact,))
+
+
+def _keypress(state: CallState, event: Event, outcome: KeypressOutcome) -> KeypressFact:
+    digits = event.digits if isinstance(event, Digits) else ""
+    finished_on_key = event.finished_on_key if isinstance(event, Digits) else ""
+    return KeypressFact(
+        seq=state.seq,
+        step=state.step,
+        digits=digits,
+        finished_on_key=finished_on_key,
+        outcome=outcome,
+        heard=state.heard,
+        lang=state.lang,
+    )
+
+
+# --- entering steps ----------------------------------------------------------------------
+
+
+def _enter(
+    flow: Flow, state: CallState, step_id: str | None, facts: tuple[Fact, ...] = ()
+) -> Outcome:
+    """Walk from ``step_id`` through steps that need no input, collecting what is said."""
+    spoken: tuple[str, ...] = ()
+    for _ in range(MAX_CHAINED_STEPS):
+        if step_id is None or step_id not in flow.steps:
+            raise FlowError(flow.name, state.step, f"no step {step_id!r} to go to")
+        step = flow.steps[step_id]
+        state = replace(state, step=step.id)
+        spoken += (_say(flow, state, step.say),)
+        if isinstance(step, SayStep):
+            step_id = step.next
+        elif isinstance(step, DecideStep):
+            facts += (_decision(flow, state, step),)
+            step_id = step.next
+        elif isinstance(step, GoodbyeStep):
+            return _finish(flow, state, spoken, facts)
+        else:
+            state = replace(state, heard=" ".join(spoken))
+            return Outcome(state, _ask(flow, state, spoken), facts)
+    raise FlowError(flow.name, state.step, "too many steps without a question")
+
+
+def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
+    if state.purpose is None or state.action is None:
+        raise FlowError(flow.name, step.id, "reached a decision with no pending choice")
+    return DecisionFact(
+        seq=state.seq - 1,  # the confirming keypress
+        step=step.id,
+        purpose=state.purpose,
+        action=Decision(state.action),
+        channel=Channel.KEYPAD,
+        identification=Identification.ANI,
+        raw_digits=",".join(state.trail),
+        heard=state.heard,
+        lang=state.lang,
+    )
+
+
+def _finish(
+    flow: Flow, state: CallState, spoken: tuple[str, ...], facts: tuple[Fact, ...]
+) -> Outcome:
+    state = replace(state, finished=True, heard=" ".join(spoken))
+    return Outcome(state, End(speech=spoken, language=flow.languages[state.lang]), facts)
+
+
+def _ask(flow: Flow, state: CallState, speech: tuple[str, ...]) -> Ask:
+    return Ask(
+        speech=speech,
+        language=flow.languages[state.lang],
+        seq=state.seq,
+        num_digits=SINGLE_KEY,
+        timeout_s=flow.no_input_timeout_s,
+    )
+
+
+def _say(flow: Flow, state: CallState, prompt: Prompt) -> str:
+    fields: dict[str, str] = {}
+    if state.purpose is not None:
+        purpose = flow.purposes[state.purpose]
+        fields["purpose"] = purpose.label.text(state.lang)
+        if state.action is not None:
+            fields["choice"] = purpose.describe(Decision(state.action)).text(state.lang)
+    return prompt.text(state.lang, **fields)

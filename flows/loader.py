@@ -1,0 +1,208 @@
+"""Flow definitions from TOML data: parsing, validation and the content hash (version).
+
+The version is the SHA-256 of the definition's canonical JSON (sorted keys, no
+insignificant whitespace), so reformatting or commenting a file never makes a new
+version, and any change to a word a caller hears always does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+import tomllib
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from typing import Any
+
+from flows.model import (
+    Choice,
+    ConfirmStep,
+    DecideStep,
+    Decision,
+    Flow,
+    GoodbyeStep,
+    MenuStep,
+    Prompt,
+    Purpose,
+    SayStep,
+    Step,
+)
+
+__all__ = [
+    "FlowDefinitionError",
+    "REQUIRED_MESSAGES",
+    "builtin_flows",
+    "canonical_json",
+    "parse_flow",
+    "parse_toml",
+    "version_of",
+]
+
+# Flow-wide messages every definition must provide, in every language.
+REQUIRED_MESSAGES = ("invalid", "no_input", "too_many_attempts", "system_error", "unknown_call")
+TEMPLATE_FIELDS = frozenset({"choice", "purpose"})
+
+
+class FlowDefinitionError(Exception):
+    """A definition that cannot be served; ``problems`` lists every issue found."""
+
+    def __init__(self, name: str, problems: list[str]) -> None:
+        super().__init__(f"flow {name!r}: " + "; ".join(problems))
+        self.name, self.problems = name, problems
+
+
+def canonical_json(definition: Mapping[str, Any]) -> str:
+    return json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def version_of(definition: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(definition).encode("utf-8")).hexdigest()
+
+
+def parse_toml(text: str) -> Flow:
+    return parse_flow(tomllib.loads(text))
+
+
+def builtin_flows() -> dict[str, Flow]:
+    """The flows shipped in ``flows/definitions``, by name."""
+    flows: dict[str, Flow] = {}
+    for entry in resources.files("flows.definitions").iterdir():
+        if entry.name.endswith(".toml"):
+            flow = parse_toml(entry.read_text(encoding="utf-8"))
+            flows[flow.name] = flow
+    return flows
+
+
+def parse_flow(definition: Mapping[str, Any]) -> Flow:
+    """Build a Flow from its definition; raise FlowDefinitionError listing all problems."""
+    name = str(definition.get("name", "?"))
+    problems: list[str] = []
+    try:
+        flow = _build(definition)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FlowDefinitionError(name, [f"malformed definition: {exc!r}"]) from exc
+    problems.extend(_problems(flow))
+    if problems:
+        raise FlowDefinitionError(name, problems)
+    return flow
+
+
+def _build(d: Mapping[str, Any]) -> Flow:
+    limits = d.get("limits", {})
+    return Flow(
+        name=d["name"],
+        version=version_of(d),
+        start=d["start"],
+        languages=dict(d["languages"]),
+        default_language=d["default_language"],
+        max_attempts=int(limits.get("max_attempts", 3)),
+        no_input_timeout_s=int(limits.get("no_input_timeout_s", 6)),
+        messages={key: _prompt(text) for key, text in d["messages"].items()},
+        purposes={key: _purpose(key, p) for key, p in d.get("purposes", {}).items()},
+        steps={step_id: _step(step_id, s) for step_id, s in d["steps"].items()},
+        definition=d,
+    )
+
+
+def _prompt(texts: Mapping[str, str]) -> Prompt:
+    return Prompt(texts=dict(texts))
+
+
+def _purpose(key: str, p: Mapping[str, Any]) -> Purpose:
+    return Purpose(
+        key=key, label=_prompt(p["label"]), grant=_prompt(p["grant"]), revoke=_prompt(p["revoke"])
+    )
+
+
+def _choice(c: Mapping[str, Any]) -> Choice:
+    action = c.get("action")
+    return Choice(next=c["next"], purpose=c.get("purpose"), action=Decision(action) if action else None)
+
+
+def _step(step_id: str, s: Mapping[str, Any]) -> Step:
+    kind = s["kind"]
+    say = _prompt(s["say"])
+    if kind == SayStep.kind:
+        return SayStep(id=step_id, say=say, next=s["next"])
+    if kind == MenuStep.kind:
+        choices = {str(key): _choice(c) for key, c in s["choices"].items()}
+        return MenuStep(id=step_id, say=say, choices=choices)
+    if kind == ConfirmStep.kind:
+        return ConfirmStep(id=step_id, say=say, yes=s["yes"])
+    if kind == DecideStep.kind:
+        return DecideStep(id=step_id, say=say, next=s["next"])
+    if kind == GoodbyeStep.kind:
+        return GoodbyeStep(id=step_id, say=say)
+    raise ValueError(f"step {step_id!r}: unknown kind {kind!r}")
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def _problems(flow: Flow) -> Iterator[str]:
+    if flow.default_language not in flow.languages:
+        yield f"default_language {flow.default_language!r} is not in languages"
+    if flow.start not in flow.steps:
+        yield f"start step {flow.start!r} does not exist"
+    for key in REQUIRED_MESSAGES:
+        if key not in flow.messages:
+            yield f"message {key!r} is missing"
+    for label, prompt in _all_prompts(flow):
+        yield from _prompt_problems(flow, label, prompt)
+    for step in flow.steps.values():
+        for target in _targets(step):
+            if target not in flow.steps:
+                yield f"step {step.id!r} goes to unknown step {target!r}"
+        if isinstance(step, MenuStep):
+            for key, choice in step.choices.items():
+                if len(key) != 1 or key not in "0123456789*#":
+                    yield f"step {step.id!r}: choice {key!r} is not a single phone key"
+                if choice.purpose is not None and choice.purpose not in flow.purposes:
+                    yield f"step {step.id!r}: choice {key!r} names unknown purpose {choice.purpose!r}"
+    unreachable = set(flow.steps) - _reachable(flow)
+    for step_id in sorted(unreachable):
+        yield f"step {step_id!r} is unreachable from {flow.start!r}"
+
+
+def _all_prompts(flow: Flow) -> Iterator[tuple[str, Prompt]]:
+    for key, prompt in flow.messages.items():
+        yield f"message {key!r}", prompt
+    for key, purpose in flow.purposes.items():
+        for part in ("label", "grant", "revoke"):
+            yield f"purpose {key!r} {part}", getattr(purpose, part)
+    for step in flow.steps.values():
+        yield f"step {step.id!r}", step.say
+
+
+def _prompt_problems(flow: Flow, label: str, prompt: Prompt) -> Iterator[str]:
+    for lang in flow.languages:
+        text = prompt.texts.get(lang)
+        if not text:
+            yield f"{label} has no {lang!r} text"
+            continue
+        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+        for unknown in sorted(fields - TEMPLATE_FIELDS):
+            yield f"{label} ({lang}) uses unknown placeholder {{{unknown}}}"
+
+
+def _targets(step: Step) -> list[str]:
+    if isinstance(step, (SayStep, DecideStep)):
+        return [step.next]
+    if isinstance(step, MenuStep):
+        return [c.next for c in step.choices.values()]
+    if isinstance(step, ConfirmStep):
+        return [step.yes]
+    return []
+
+
+def _reachable(flow: Flow) -> set[str]:
+    seen: set[str] = set()
+    todo = [flow.start]
+    while todo:
+        step_id = todo.pop()
+        if step_id in seen or step_id not in flow.steps:
+            continue
+        seen.add(step_id)
+        todo.extend(_targets(flow.steps[step_id]))
+    return seen

@@ -1,0 +1,316 @@
+"""The vocabulary of voice flows: definitions, call state, input events, instructions, facts.
+
+Everything here is a frozen dataclass or a string enum, so a flow, a call's state and
+the engine's output can be compared, hashed, serialized and tested without any I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar
+
+__all__ = [
+    "Ask",
+    "CallStart",
+    "CallState",
+    "Channel",
+    "Choice",
+    "ConfirmStep",
+    "Decision",
+    "DecisionFact",
+    "DecideStep",
+    "Digits",
+    "End",
+    "Fact",
+    "Flow",
+    "GoodbyeStep",
+    "Identification",
+    "Instruction",
+    "KeypressFact",
+    "KeypressOutcome",
+    "MenuStep",
+    "NoInput",
+    "Outcome",
+    "AbandonFact",
+    "Event",
+    "Prompt",
+    "Purpose",
+    "SayStep",
+    "Step",
+]
+
+
+class Decision(StrEnum):
+    """What a caller did about a purpose."""
+
+    GRANT = "grant"
+    REVOKE = "revoke"
+
+
+class Channel(StrEnum):
+    """How a decision reached us (DESIGN rule 5)."""
+
+    KEYPAD = "keypad"
+    DIALING_STRING = "dialing_string"
+    VERBAL = "verbal"
+    AGENT_ASSISTED = "agent_assisted"
+
+
+class Identification(StrEnum):
+    """How the subject of a decision was identified."""
+
+    ANI = "ani"  # caller ID only, unverified
+
+
+class KeypressOutcome(StrEnum):
+    VALID = "valid"
+    INVALID = "invalid"
+    NO_INPUT = "no_input"
+
+
+# --- definitions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The words of one prompt, per language code (``{"en": "..."}``).
+
+    Texts may hold ``{choice}`` and ``{purpose}`` placeholders, filled from the
+    caller's pending choice; nothing else is ever substituted.
+    """
+
+    texts: Mapping[str, str]
+
+    def text(self, lang: str, **fields: str) -> str:
+        return self.texts[lang].format_map(fields)
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """A purpose a caller can grant or revoke, with the words that describe each act."""
+
+    key: str
+    label: Prompt
+    grant: Prompt
+    revoke: Prompt
+
+    def describe(self, action: Decision) -> Prompt:
+        return self.grant if action is Decision.GRANT else self.revoke
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Where a key leads, and what it sets on the pending choice."""
+
+    next: str
+    purpose: str | None = None
+    action: Decision | None = None
+
+
+@dataclass(frozen=True)
+class SayStep:
+    """Speaks its prompt and moves on; chained into the next prompt so callers can barge in."""
+
+    kind: ClassVar[str] = "say"
+    id: str
+    say: Prompt
+    next: str
+
+
+@dataclass(frozen=True)
+class MenuStep:
+    """Waits for one key and follows the matching choice."""
+
+    kind: ClassVar[str] = "menu"
+    id: str
+    say: Prompt
+    choices: Mapping[str, Choice]
+
+
+@dataclass(frozen=True)
+class ConfirmStep:
+    """Reads the pending choice back: 1 goes on to ``yes``, 2 goes back where it was chosen."""
+
+    kind: ClassVar[str] = "confirm"
+    id: str
+    say: Prompt
+    yes: str
+    confirm_key: ClassVar[str] = "1"
+    back_key: ClassVar[str] = "2"
+
+
+@dataclass(frozen=True)
+class DecideStep:
+    """Emits the pending decision as a fact; its prompt is heard only once that fact is stored."""
+
+    kind: ClassVar[str] = "decide"
+    id: str
+    say: Prompt
+    next: str
+
+
+@dataclass(frozen=True)
+class GoodbyeStep:
+    """Speaks its prompt and ends the call."""
+
+    kind: ClassVar[str] = "goodbye"
+    id: str
+    say: Prompt
+
+
+Step = SayStep | MenuStep | ConfirmStep | DecideStep | GoodbyeStep
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A whole voice flow as data, identified by name and content hash."""
+
+    name: str
+    version: str
+    start: str
+    languages: Mapping[str, str]  # our language code -> Twilio <Say language>
+    default_language: str
+    max_attempts: int
+    no_input_timeout_s: int
+    messages: Mapping[str, Prompt]
+    purposes: Mapping[str, Purpose]
+    steps: Mapping[str, Step]
+    definition: Mapping[str, object] = field(compare=False, repr=False)
+
+
+# --- calls ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallStart:
+    """Who is calling whom, as Twilio reported it on the first webhook."""
+
+    call_sid: str
+    caller: str
+    dialed: str
+
+
+@dataclass(frozen=True)
+class CallState:
+    """Everything about a live call between two webhooks (kept in Redis).
+
+    ``seq`` counts the inputs the call has accepted; each prompt's action URL carries
+    it, so a stale or duplicated webhook is recognised instead of moving the call.
+    ``heard`` is the exact text of the prompt now playing: the evidence of what the
+    caller heard before their next key.
+    """
+
+    call_sid: str
+    caller: str
+    dialed: str
+    flow_name: str
+    flow_version: str
+    lang: str
+    step: str
+    seq: int = 0
+    attempts: int = 0
+    heard: str = ""
+    purpose: str | None = None
+    action: Decision | None = None
+    chosen_at: str | None = None
+    trail: tuple[str, ...] = ()
+    finished: bool = False
+
+
+# --- events --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Keys the caller pressed in answer to the prompt numbered ``seq``."""
+
+    seq: int
+    digits: str
+    finished_on_key: str = ""
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """The prompt numbered ``seq`` timed out with no key pressed."""
+
+    seq: int
+
+
+Event = Digits | NoInput
+
+
+# --- instructions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Play ``speech`` (interruptible) and wait for keys; answer to prompt ``seq``."""
+
+    speech: tuple[str, ...]
+    language: str
+    seq: int
+    num_digits: int
+    timeout_s: int
+    finish_on_key: str = ""
+
+
+@dataclass(frozen=True)
+class End:
+    """Play ``speech`` and hang up."""
+
+    speech: tuple[str, ...]
+    language: str
+
+
+Instruction = Ask | End
+
+
+# --- evidence facts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeypressFact:
+    seq: int
+    step: str
+    digits: str
+    finished_on_key: str
+    outcome: KeypressOutcome
+    heard: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class DecisionFact:
+    seq: int
+    step: str
+    purpose: str
+    action: Decision
+    channel: Channel
+    identification: Identification
+    raw_digits: str
+    heard: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class AbandonFact:
+    step: str
+
+
+Fact = KeypressFact | DecisionFact | AbandonFact
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the engine decided: the new state, what the caller hears, what to store."""
+
+    state: CallState
+    instruction: Instruction
+    facts: tuple[Fact, ...] = ()
+    stale: bool = False
+
+    @property
+    def decides(self) -> bool:
+        return any(isinstance(f, DecisionFact) for f in self.facts)

@@ -1,0 +1,1 @@
+"""The consent IVR web service: Twilio webhooks, APIs, pages and the ``ivr`` command."""

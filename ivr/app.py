@@ -1,0 +1,32 @@
+"""The application factory: resources, middlewares, routes — nothing else."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ivr import keys
+from ivr.errors import error_middleware
+from ivr.resources import (
+    call_desk_ctx,
+    postgres_ctx,
+    postgres_server_ctx,
+    redis_ctx,
+    redis_server_ctx,
+)
+from ivr.routes import setup_routes
+from ivr.settings import Settings
+
+__all__ = ["create_app"]
+
+# Twilio's webhook bodies are a few KB; the API takes small JSON documents.
+CLIENT_MAX_SIZE = 256 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=CLIENT_MAX_SIZE)
+    app[keys.SETTINGS] = settings
+    app.cleanup_ctx.extend(
+        [postgres_server_ctx, redis_server_ctx, postgres_ctx, redis_ctx, call_desk_ctx]
+    )
+    setup_routes(app)
+    return app

@@ -1,0 +1,142 @@
+"""One webhook's work: load the call, step the engine, store the evidence, answer.
+
+The order is the evidence rule (DESIGN rule 1): facts are committed to Postgres
+*before* the session moves on in Redis and before the TwiML that says "recorded" is
+returned. If the commit fails, the caller hears that nothing was recorded and the
+session is left where it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+import structlog
+from redis.exceptions import RedisError
+
+from flows import engine
+from flows.model import CallStart, CallState, End, Event, Flow, Outcome
+from ivr.flow_catalog import FlowCatalog
+from ivr.twiml import TwimlRenderer
+from storage.evidence import CallEnding, CallRecord, record_call, record_call_ending, record_facts
+from storage.sessions import CallSessions
+
+__all__ = ["STORAGE_ERRORS", "CallDesk"]
+
+log = structlog.get_logger(__name__)
+
+# What a database outage looks like from asyncpg: refused or dropped connections,
+# server errors, and our own timeouts.
+STORAGE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# Waiting longer than this for a pooled connection would eat Twilio's 15-second budget.
+POOL_ACQUIRE_TIMEOUT_S = 4.0
+
+
+class CallDesk:
+    """Answers Twilio's call webhooks for every flow the catalog holds."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sessions: CallSessions,
+        flows: FlowCatalog,
+        renderer: TwimlRenderer,
+    ) -> None:
+        self._pool = pool
+        self._sessions = sessions
+        self._flows = flows
+        self._renderer = renderer
+
+    async def answer_call(self, call: CallRecord, token: str) -> str:
+        """A call comes in: open its session and play the default flow's first prompt."""
+        state, answered = await self._sessions.load(call.call_sid, token)
+        if answered is not None:
+            return answered
+        if state is not None:  # Twilio asked again for a call already under way
+            return self._renderer.render(engine.replay(await self._flow_of(state), state))
+        flow = self._flows.default
+        outcome = engine.start(flow, CallStart(call.call_sid, call.caller, call.dialed))
+        try:
+            async with self._transaction() as conn:
+                await record_call(conn, call, flow)
+        except STORAGE_ERRORS:
+            log.exception("call_not_recorded", call_sid=call.call_sid)
+            return self.system_error(flow)
+        log.info("call_answered", call_sid=call.call_sid, flow=flow.name, version=flow.version[:12])
+        return await self._move(outcome, expected_seq=None, token=token)
+
+    async def take_input(self, call_sid: str, event: Event, token: str) -> str:
+        """The caller answered a prompt (keys or silence): move the call on."""
+        state, answered = await self._sessions.load(call_sid, token)
+        if answered is not None:
+            return answered
+        if state is None:
+            log.warning("unknown_call", call_sid=call_sid)
+            return self.unknown_call()
+        flow = await self._flow_of(state)
+        outcome = engine.advance(flow, state, event)
+        if outcome.stale:
+            log.info("stale_webhook", call_sid=call_sid, seq=event.seq, current=state.seq)
+            return self._renderer.render(outcome.instruction)
+        try:
+            async with self._transaction() as conn:
+                await record_facts(conn, state, outcome.facts, token)
+        except STORAGE_ERRORS:
+            log.exception("evidence_not_recorded", call_sid=call_sid, step=state.step)
+            return self.system_error(flow, state.lang)
+        if outcome.decides:
+            log.info("decision_recorded", call_sid=call_sid, step=state.step)
+        return await self._move(outcome, expected_seq=state.seq, token=token)
+
+    async def end_call(self, ending: CallEnding) -> None:
+        """The call is over: note how it ended, and where, if it was abandoned."""
+        state, _ = await self._sessions.load(ending.call_sid, "")
+        facts = engine.hang_up(await self._flow_of(state), state) if state is not None else ()
+        async with self._transaction() as conn:
+            await record_call_ending(conn, ending, facts)
+        log.info("call_ended", call_sid=ending.call_sid, status=ending.status, abandoned=bool(facts))
+
+    def system_error(self, flow: Flow | None = None, lang: str | None = None) -> str:
+        """What a caller hears when we cannot store anything: nothing was recorded."""
+        return self._message(flow or self._flows.default, "system_error", lang)
+
+    def unknown_call(self) -> str:
+        return self._message(self._flows.default, "unknown_call", None)
+
+    async def _move(self, outcome: Outcome, *, expected_seq: int | None, token: str) -> str:
+        answer = self._renderer.render(outcome.instruction)
+        try:
+            saved = await self._sessions.save(
+                outcome.state, expected_seq=expected_seq, token=token, answer=answer
+            )
+        except RedisError:
+            # The evidence is already committed, so the answer is true; the call's next
+            # webhook will meet the session where it was (or Redis down) and say so.
+            log.exception("session_not_saved", call_sid=outcome.state.call_sid)
+            return answer
+        if saved:
+            return answer
+        # Another delivery of a webhook for this call moved it first. The answer it
+        # stored under this token is the one to repeat; otherwise say where the call is.
+        state, answered = await self._sessions.load(outcome.state.call_sid, token)
+        if answered is not None:
+            return answered
+        if state is None:
+            return self.unknown_call()
+        return self._renderer.render(engine.replay(await self._flow_of(state), state))
+
+    async def _flow_of(self, state: CallState) -> Flow:
+        return await self._flows.version(state.flow_version, self._pool)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
+            async with conn.transaction():
+                yield conn
+
+    def _message(self, flow: Flow, key: str, lang: str | None) -> str:
+        lang = lang or flow.default_language
+        text = flow.messages[key].text(lang)
+        return self._renderer.render(End(speech=(text,), language=flow.languages[lang]))
+

@@ -1,0 +1,112 @@
+"""The ``ivr`` command: serve, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from ivr import keys
+from ivr.app import create_app
+from ivr.logs import configure_logging
+from ivr.resources import postgres_ctx, postgres_server_ctx
+from ivr.routes import STATUS_PATH, VOICE_PATH
+from ivr.settings import ConfigError, Settings
+
+__all__ = ["main"]
+
+DEV_TOKEN_FILE = "dev-twilio-auth-token"
+
+
+@click.group()
+def main() -> None:
+    """Consent IVR: capture, prove and look up callers' consent over Twilio Voice."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+def serve(host: str, port: int) -> None:
+    """Migrate the database, then answer Twilio's webhooks until SIGINT/SIGTERM."""
+    settings = _load_settings(os.environ, port=port)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    app = create_app(settings)
+
+    async def announce(app: web.Application) -> None:
+        click.echo(_banner(settings, app, host, port))
+
+    app.on_startup.append(announce)
+    # run_app turns SIGINT/SIGTERM into a graceful stop: in-flight webhooks finish,
+    # then the cleanup contexts close pools and stop any embedded servers.
+    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations (safe to run twice, or from two hosts at once)."""
+    settings = _load_settings(os.environ, need_twilio=False)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    applied = asyncio.run(_migrate(settings))
+    click.echo(f"schema up to date; applied now: {', '.join(applied) or 'nothing'}")
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    app = web.Application()
+    app[keys.SETTINGS] = settings
+    app.cleanup_ctx.extend([postgres_server_ctx, postgres_ctx])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        return [f"{m.version:04d}_{m.name}" for m in app[keys.APPLIED_MIGRATIONS]]
+    finally:
+        await runner.cleanup()
+
+
+def _load_settings(environ: Mapping[str, str], *, port: int = 8080, need_twilio: bool = True) -> Settings:
+    try:
+        env = dict(environ)
+        base = Settings.from_env(env, need_twilio=False)
+        if base.dev_mode and need_twilio:
+            env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+            if not env.get("TWILIO_AUTH_TOKEN"):
+                env["TWILIO_AUTH_TOKEN"] = _dev_auth_token(base.data_dir)
+        return Settings.from_env(env, need_twilio=need_twilio)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(2)
+
+
+def _dev_auth_token(data_dir: Path) -> str:
+    """A stable, random stand-in for Twilio's auth token, kept under the data directory."""
+    path = data_dir / DEV_TOKEN_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _banner(settings: Settings, app: web.Application, host: str, port: int) -> str:
+    lines = [
+        f"Consent IVR listening on http://{host}:{port} (public URL {settings.base_url})",
+        "Point your Twilio number at:",
+        f'  A call comes in     POST {settings.base_url}{VOICE_PATH}',
+        f'  Call status changes POST {settings.base_url}{STATUS_PATH}',
+        "Postgres: " + ("from DATABASE_URL" if settings.database_url else f"embedded, data in {settings.data_dir / 'postgres'}"),
+        "Redis:    " + ("from REDIS_URL" if settings.redis_url else f"embedded, data in {settings.data_dir / 'redis'}"),
+    ]
+    if settings.dev_mode:
+        lines += [
+            "",
+            "WARNING: development mode (IVR_DEV=1). Not for real calls.",
+            f"  TWILIO_AUTH_TOKEN: {settings.auth_token}  (kept in {settings.data_dir / DEV_TOKEN_FILE} unless set)",
+            "  Webhook signatures are still checked: sign test requests with this token.",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""The flows this process serves, and every older version a live call may still be on."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from flows.loader import parse_flow
+from flows.model import Flow
+from storage.evidence import load_flow_definition, register_flow_version
+
+__all__ = ["DEFAULT_FLOW", "FlowCatalog", "UnknownFlowVersion"]
+
+DEFAULT_FLOW = "consent-line"
+
+
+class UnknownFlowVersion(Exception):
+    def __init__(self, version: str) -> None:
+        super().__init__(f"flow version {version} is neither deployed nor stored")
+        self.version = version
+
+
+class FlowCatalog:
+    """Deployed flows by name; any version ever served by its content hash.
+
+    A call keeps the version it started on. After a deploy, the old version is no
+    longer among the deployed flows, so it is read back from ``flow_versions`` (where
+    it was stored before it was first served) and kept for the rest of those calls.
+    """
+
+    def __init__(self, deployed: dict[str, Flow]) -> None:
+        self._deployed = dict(deployed)
+        self._by_version = {flow.version: flow for flow in deployed.values()}
+
+    @property
+    def default(self) -> Flow:
+        return self._deployed[DEFAULT_FLOW]
+
+    def named(self, name: str) -> Flow:
+        return self._deployed[name]
+
+    async def register(self, pool: asyncpg.Pool) -> None:
+        """Store every deployed version before any call can be served on it."""
+        async with pool.acquire() as conn, conn.transaction():
+            for flow in self._deployed.values():
+                await register_flow_version(conn, flow)
+
+    async def version(self, version: str, pool: asyncpg.Pool) -> Flow:
+        flow = self._by_version.get(version)
+        if flow is None:
+            async with pool.acquire() as conn:
+                definition = await load_flow_definition(conn, version)
+            if definition is None:
+                raise UnknownFlowVersion(version)
+            flow = parse_flow(definition)
+            self._by_version[version] = flow
+        return flow

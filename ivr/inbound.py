@@ -1,0 +1,111 @@
+"""Twilio's form posts turned into typed values; anything malformed becomes a 400.
+
+Unknown parameters are ignored on purpose: Twilio adds new ones from time to time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from flows.model import Digits, NoInput
+from storage.evidence import CallEnding, CallRecord
+
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "MAX_FORM_BYTES",
+    "call_ending_of",
+    "call_record_of",
+    "call_sid_of",
+    "digits_of",
+    "idempotency_token_of",
+    "no_input_of",
+    "read_form",
+    "seq_of",
+]
+
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+# A real webhook body is about 1-2 KB; anything far larger is not Twilio.
+MAX_FORM_BYTES = 64 * 1024
+_CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+_DTMF = re.compile(r"^[0-9*#]{0,64}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def _bad(reason: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=reason + "\n")
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str | web.FileField]:
+    """The POSTed form, or 400 when the body is not a UTF-8 url-encoded form."""
+    if request.content_type != _FORM_TYPE:
+        raise _bad(f"expected {_FORM_TYPE}")
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM_BYTES, actual_size=request.content_length)
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _bad("malformed form body") from exc
+    return form
+
+
+def _field(form: Mapping[str, object], name: str) -> str:
+    value = form.get(name, "")
+    if not isinstance(value, str):
+        raise _bad(f"{name} must be a plain form field")
+    return value
+
+
+def call_sid_of(form: Mapping[str, object]) -> str:
+    call_sid = _field(form, "CallSid")
+    if not _CALL_SID.match(call_sid):
+        raise _bad("CallSid missing or malformed")
+    return call_sid
+
+
+def call_record_of(form: Mapping[str, object]) -> CallRecord:
+    return CallRecord(
+        call_sid=call_sid_of(form),
+        account_sid=_field(form, "AccountSid"),
+        caller=_field(form, "From"),
+        dialed=_field(form, "To"),
+        direction=_field(form, "Direction") or "inbound",
+    )
+
+
+def digits_of(form: Mapping[str, object], seq: int) -> Digits:
+    digits = _field(form, "Digits")
+    if not _DTMF.match(digits):
+        raise _bad("Digits must be phone keys")
+    return Digits(seq=seq, digits=digits, finished_on_key=_field(form, "FinishedOnKey")[:1])
+
+
+def no_input_of(seq: int) -> NoInput:
+    return NoInput(seq=seq)
+
+
+def seq_of(request: web.Request) -> int:
+    raw = request.query.get("seq", "")
+    if not raw.isdigit() or len(raw) > 6:
+        raise _bad("seq missing or malformed")
+    return int(raw)
+
+
+def call_ending_of(form: Mapping[str, object]) -> CallEnding:
+    duration = _field(form, "CallDuration")
+    return CallEnding(
+        call_sid=call_sid_of(form),
+        status=_field(form, "CallStatus") or "unknown",
+        duration_s=int(duration) if duration.isdigit() else None,
+        twilio_timestamp=_field(form, "Timestamp") or None,
+    )
+
+
+def idempotency_token_of(request: web.Request) -> str:
+    """Twilio's per-event token (same on every retry), or '' when absent or implausible."""
+    token = request.headers.get(IDEMPOTENCY_HEADER, "")
+    return token if _TOKEN.match(token) else ""

@@ -1,0 +1,25 @@
+"""Every ``web.AppKey`` of the application, typed, in one place."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ivr.call_desk import CallDesk
+from ivr.flow_catalog import FlowCatalog
+from ivr.security import SignatureCheck
+from ivr.settings import Settings
+from storage.migrator import Migration
+from storage.sessions import CallSessions
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE_DSN = web.AppKey("database_dsn", str)
+REDIS_URL = web.AppKey("redis_url", str)
+PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
+REDIS = web.AppKey("redis", Redis)
+SESSIONS = web.AppKey("sessions", CallSessions)
+FLOWS = web.AppKey("flows", FlowCatalog)
+SIGNATURES = web.AppKey("signatures", SignatureCheck)
+CALL_DESK = web.AppKey("call_desk", CallDesk)
+APPLIED_MIGRATIONS = web.AppKey("applied_migrations", list[Migration])

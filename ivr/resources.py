@@ -1,0 +1,111 @@
+"""One cleanup context per resource; each opens in order and closes in reverse.
+
+Order matters: the servers (embedded ones when none is configured), then the Postgres
+pool (which migrates and registers flow versions), then Redis, then the call desk
+that uses both. Closing runs backwards, so our Redis clients are gone before the
+embedded Redis stops, and the pool is closed before the embedded Postgres stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+from redis.asyncio import Redis
+
+from flows.loader import builtin_flows
+from ivr import keys
+from ivr.call_desk import CallDesk
+from ivr.flow_catalog import FlowCatalog
+from ivr.security import SignatureCheck
+from ivr.twiml import TwimlRenderer
+from storage.embedded import embedded_postgres, embedded_redis
+from storage.migrator import apply_migrations
+from storage.postgres import create_pool
+from storage.sessions import CallSessions
+
+__all__ = [
+    "call_desk_ctx",
+    "postgres_ctx",
+    "postgres_server_ctx",
+    "redis_ctx",
+    "redis_server_ctx",
+]
+
+log = structlog.get_logger(__name__)
+
+
+async def postgres_server_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Postgres from DATABASE_URL, or an embedded one under IVR_DATA_DIR."""
+    settings = app[keys.SETTINGS]
+    if settings.database_url is not None:
+        app[keys.DATABASE_DSN] = settings.database_url
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        app[keys.DATABASE_DSN] = await asyncio.to_thread(
+            stack.enter_context, embedded_postgres(settings.data_dir)
+        )
+        log.info("embedded_postgres_started", data_dir=str(settings.data_dir))
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(stack.close)
+
+
+async def redis_server_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Redis from REDIS_URL, or an embedded one under IVR_DATA_DIR."""
+    settings = app[keys.SETTINGS]
+    if settings.redis_url is not None:
+        app[keys.REDIS_URL] = settings.redis_url
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        app[keys.REDIS_URL] = await asyncio.to_thread(
+            stack.enter_context, embedded_redis(settings.data_dir)
+        )
+        log.info("embedded_redis_started", data_dir=str(settings.data_dir))
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(stack.close)
+
+
+async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pool, after the schema is migrated and the deployed flow versions are stored."""
+    pool = await create_pool(app[keys.DATABASE_DSN])
+    try:
+        async with pool.acquire() as conn:
+            applied = await apply_migrations(conn)
+        if applied:
+            log.info("migrations_applied", versions=[m.version for m in applied])
+        catalog = FlowCatalog(builtin_flows())
+        await catalog.register(pool)
+        app[keys.APPLIED_MIGRATIONS] = applied
+        app[keys.PG_POOL] = pool
+        app[keys.FLOWS] = catalog
+        yield
+    finally:
+        await pool.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    redis = Redis.from_url(app[keys.REDIS_URL], decode_responses=True)
+    try:
+        app[keys.REDIS] = redis
+        app[keys.SESSIONS] = CallSessions(redis)
+        yield
+    finally:
+        await redis.aclose()
+
+
+async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    app[keys.SIGNATURES] = SignatureCheck(settings.auth_token, settings.base_url)
+    app[keys.CALL_DESK] = CallDesk(
+        app[keys.PG_POOL], app[keys.SESSIONS], app[keys.FLOWS], TwimlRenderer(settings.base_url)
+    )
+    yield

@@ -1,0 +1,22 @@
+"""The URL table, and nothing else."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ivr import health, webhooks
+from ivr.twiml import ANSWER_PATH, NO_INPUT_PATH
+
+__all__ = ["setup_routes"]
+
+VOICE_PATH = "/twilio/voice"
+STATUS_PATH = "/twilio/status"
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post(VOICE_PATH, webhooks.incoming_call)
+    app.router.add_post(ANSWER_PATH, webhooks.answer)
+    app.router.add_post(NO_INPUT_PATH, webhooks.no_input)
+    app.router.add_post(STATUS_PATH, webhooks.call_status)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)

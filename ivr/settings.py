@@ -1,0 +1,144 @@
+"""Service configuration, read once from environment variables and validated up front.
+
+``Settings.from_env(environ)`` takes any mapping, so tests pass a dict instead of
+patching ``os.environ``. Every problem is reported on its own line, named by the
+variable the operator has to fix. Secrets are ``SecretStr`` and never shown in a repr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+__all__ = ["ConfigError", "Settings"]
+
+DEFAULT_TWILIO_API_BASE_URL = "https://api.twilio.com"
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable service; ``problems`` says why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _url_with_scheme(schemes: tuple[str, ...], what: str) -> AfterValidator:
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in schemes:
+            raise ValueError(f"must be a {what} URL starting with {' or '.join(s + '://' for s in schemes)}")
+        if parts.scheme != "unix" and not parts.hostname and "host=" not in parts.query:
+            raise ValueError(f"must name a host ({what} URL)")
+        return value
+
+    return AfterValidator(check)
+
+
+def _base_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL, e.g. https://ivr.example.com")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value.rstrip("/")
+
+
+class Settings(BaseModel):
+    """Everything the service reads from its environment."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    database_url: Annotated[
+        str | None, _url_with_scheme(("postgresql", "postgres"), "Postgres")
+    ] = Field(default=None, alias="DATABASE_URL")
+    redis_url: Annotated[
+        str | None, _url_with_scheme(("redis", "rediss", "unix"), "Redis")
+    ] = Field(default=None, alias="REDIS_URL")
+    twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
+    twilio_account_sid: str | None = Field(
+        default=None, alias="TWILIO_ACCOUNT_SID", pattern=r"^AC[0-9a-fA-F]{32}$"
+    )
+    public_base_url: Annotated[str | None, AfterValidator(_base_url)] = Field(
+        default=None, alias="PUBLIC_BASE_URL"
+    )
+    twilio_api_base_url: Annotated[str, AfterValidator(_base_url)] = Field(
+        default=DEFAULT_TWILIO_API_BASE_URL, alias="TWILIO_API_BASE_URL"
+    )
+    data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
+    dev_mode: bool = Field(default=False, alias="IVR_DEV")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
+    log_format: Literal["json", "console"] | None = Field(default=None, alias="LOG_FORMAT")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _twilio_settings_present(self, info: ValidationInfo) -> Settings:
+        if info.context and not info.context.get("need_twilio", True):
+            return self
+        missing = []
+        if self.twilio_auth_token is None or not self.twilio_auth_token.get_secret_value():
+            missing.append("TWILIO_AUTH_TOKEN")
+        if self.public_base_url is None:
+            missing.append("PUBLIC_BASE_URL")
+        if missing:
+            raise ValueError(
+                "required (set IVR_DEV=1 for a local development default): " + ", ".join(missing)
+            )
+        return self
+
+    @property
+    def auth_token(self) -> str:
+        assert self.twilio_auth_token is not None  # guaranteed by validation
+        return self.twilio_auth_token.get_secret_value()
+
+    @property
+    def base_url(self) -> str:
+        assert self.public_base_url is not None  # guaranteed by validation
+        return self.public_base_url
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("console" if self.dev_mode else "json")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, need_twilio: bool = True) -> Settings:
+        """Validate ``environ``; raise ConfigError with one line per problem.
+
+        ``need_twilio=False`` is for commands that only touch storage (``ivr migrate``).
+        """
+        values = {key: value for key, value in environ.items() if value != ""}
+        try:
+            return cls.model_validate(values, context={"need_twilio": need_twilio})
+        except ValidationError as exc:
+            raise ConfigError([_describe(error) for error in exc.errors()]) from None
+
+
+def _describe(error: object) -> str:
+    assert isinstance(error, dict)
+    names = [str(part) for part in error.get("loc", ())]
+    aliases = {name: field.alias or name for name, field in Settings.model_fields.items()}
+    where = ", ".join(aliases.get(name, name) for name in names) or "settings"
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"config error: {where}: {message}"

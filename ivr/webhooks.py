@@ -1,0 +1,62 @@
+"""Twilio's webhooks: verify, parse, hand to the call desk, answer with TwiML."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import structlog
+from aiohttp import web
+
+from ivr import inbound
+from ivr.keys import CALL_DESK, SIGNATURES
+from ivr.twiml import TwimlRenderer
+
+__all__ = ["answer", "call_status", "incoming_call", "no_input", "twiml_response"]
+
+log = structlog.get_logger(__name__)
+
+
+def twiml_response(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/xml", charset="utf-8")
+
+
+async def _verified_form(request: web.Request) -> Mapping[str, object]:
+    """The form, once its signature proves Twilio sent it; 403 (and nothing stored) if not."""
+    form = await inbound.read_form(request)
+    if not request.app[SIGNATURES].is_genuine(request, form):  # type: ignore[arg-type]
+        log.warning("forged_webhook", path=request.path, remote=request.remote)
+        raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
+    return form
+
+
+async def incoming_call(request: web.Request) -> web.Response:
+    """``POST /twilio/voice``: a call comes in."""
+    form = await _verified_form(request)
+    call = inbound.call_record_of(form)
+    token = inbound.idempotency_token_of(request)
+    return twiml_response(await request.app[CALL_DESK].answer_call(call, token))
+
+
+async def answer(request: web.Request) -> web.Response:
+    """``POST /twilio/answer?seq=N``: the caller pressed keys at prompt N."""
+    form = await _verified_form(request)
+    event = inbound.digits_of(form, inbound.seq_of(request))
+    token = inbound.idempotency_token_of(request)
+    desk = request.app[CALL_DESK]
+    return twiml_response(await desk.take_input(inbound.call_sid_of(form), event, token))
+
+
+async def no_input(request: web.Request) -> web.Response:
+    """``POST /twilio/no-input?seq=N``: prompt N ended in silence."""
+    form = await _verified_form(request)
+    event = inbound.no_input_of(inbound.seq_of(request))
+    token = inbound.idempotency_token_of(request)
+    desk = request.app[CALL_DESK]
+    return twiml_response(await desk.take_input(inbound.call_sid_of(form), event, token))
+
+
+async def call_status(request: web.Request) -> web.Response:
+    """``POST /twilio/status``: the call ended. Twilio ignores the body."""
+    form = await _verified_form(request)
+    await request.app[CALL_DESK].end_call(inbound.call_ending_of(form))
+    return twiml_response(TwimlRenderer.empty())

@@ -1,0 +1,1 @@
+"""Persistence: the Postgres evidence ledger and the Redis call sessions (no HTTP here)."""

@@ -1,0 +1,29 @@
+"""Redis key names and lifetimes, in one place.
+
+Every key of a call is hash-tagged with its CallSid (``{CA...}``) so that on Redis
+Cluster all of one call's keys live on one shard and a Lua script may touch them all.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CALL_SESSION_TTL_S", "IDEMPOTENCY_TTL_S", "idempotency_key", "session_key"]
+
+# Twilio ends any call after 4 hours by default (timeLimit 14400 s); late callbacks
+# (status, recordings) follow within minutes. A session outliving the longest call by
+# an hour is never lost mid-call and never lingers.
+CALL_SESSION_TTL_S = 5 * 60 * 60
+
+# Twilio gives a webhook 15 s in all and retries at most a few times inside that
+# window; keeping answers 10 minutes covers any retry with room for clock skew.
+IDEMPOTENCY_TTL_S = 10 * 60
+
+SESSION_PREFIX = "ivr:call:"
+IDEMPOTENCY_PREFIX = "ivr:idem:"
+
+
+def session_key(call_sid: str) -> str:
+    return f"{SESSION_PREFIX}{{{call_sid}}}"
+
+
+def idempotency_key(call_sid: str, token: str) -> str:
+    return f"{IDEMPOTENCY_PREFIX}{{{call_sid}}}:{token}"

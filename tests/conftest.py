@@ -1,0 +1,132 @@
+"""Real servers for the tests, and the service built through its factory.
+
+Storage comes from ``IVR_TEST_DATABASE_URL`` / ``IVR_TEST_REDIS_URL`` when set (CI
+points them at the machine's Postgres and Redis; a fresh database is created for the
+run and dropped after), otherwise from the embedded servers a fresh laptop gets. Tests
+never share call identities, so nothing needs truncating (the ledger forbids it anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import unused_port
+
+from ivr import keys
+from ivr.app import create_app
+from ivr.settings import Settings
+from storage.embedded import embedded_postgres, embedded_redis
+from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
+
+AUTH_TOKEN = "test-auth-token-" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Storage:
+    database_url: str
+    redis_url: str
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server DSN, naming database ``name``."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+async def _admin(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def fresh_database(server_dsn: str) -> Iterator[str]:
+    name = "ivr_test_" + secrets.token_hex(6)
+    asyncio.run(_admin(server_dsn, f'CREATE DATABASE "{name}"'))
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
+    data_dir = tmp_path_factory.mktemp("embedded")
+    with contextlib.ExitStack() as stack:
+        server_dsn = os.environ.get("IVR_TEST_DATABASE_URL") or stack.enter_context(
+            embedded_postgres(data_dir)
+        )
+        database_url = stack.enter_context(fresh_database(server_dsn))
+        redis_url = os.environ.get("IVR_TEST_REDIS_URL") or stack.enter_context(
+            embedded_redis(data_dir)
+        )
+        yield Storage(database_url, redis_url)
+
+
+def service_settings(storage: Storage, port: int, **overrides: str) -> Settings:
+    env = {
+        "DATABASE_URL": storage.database_url,
+        "REDIS_URL": storage.redis_url,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "IVR_DATA_DIR": str(Path("var-tests")),
+    }
+    return Settings.from_env(env | overrides)
+
+
+@dataclass
+class Service:
+    """The service running on loopback, with handles on its real resources."""
+
+    app: web.Application
+    base_url: str
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.app[keys.PG_POOL]
+
+
+@pytest.fixture
+async def service(storage: Storage) -> AsyncIterator[Service]:
+    port = unused_port()
+    app = create_app(service_settings(storage, port))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield Service(app, f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def twilio(service: Service, http: aiohttp.ClientSession) -> FakeTwilio:
+    return FakeTwilio(http, service.base_url, AUTH_TOKEN)
+
+
+@pytest.fixture
+async def db(service: Service) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own, for looking at what the service stored."""
+    async with service.pool.acquire() as conn:
+        yield conn
