@@ -1,0 +1,51 @@
+"""Commit before confirm: when Postgres cannot store the decision, the caller is told so."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from flows.loader import builtin_flows
+from tests.conftest import Storage
+from tests.fake_twilio import FakeTwilio
+
+SYSTEM_ERROR = builtin_flows()["consent-line"].messages["system_error"].text("en")
+
+
+async def test_a_stuck_ledger_never_yields_a_false_recorded(storage: Storage, twilio: FakeTwilio, db) -> None:
+    call = twilio.call()
+    await call.dial()
+    await call.keys("1", "1")
+
+    blocker = await asyncpg.connect(storage.database_url)
+    try:
+        async with blocker.transaction():
+            # Inserts into the ledger now wait until the service's statement timeout.
+            await blocker.execute("LOCK TABLE consent_events IN EXCLUSIVE MODE")
+            answer = await call.press("1")
+    finally:
+        await blocker.close()
+
+    assert answer.status == 200
+    assert answer.says == [SYSTEM_ERROR]
+    assert "recorded" not in answer.heard.replace("could not record", "")
+    assert answer.hangs_up
+    assert await db.fetchval("SELECT count(*) FROM consent_events WHERE call_sid = $1", call.call_sid) == 0
+    # The keypress was rolled back with the decision: the transaction stored nothing.
+    assert await db.fetchval("SELECT count(*) FROM keypresses WHERE call_sid = $1", call.call_sid) == 2
+
+
+async def test_when_postgres_is_unreachable_the_caller_hears_nothing_was_recorded(
+    service, twilio: FakeTwilio
+) -> None:
+    call = twilio.call()
+    await call.dial()
+    await call.keys("1", "1")
+    await asyncio.wait_for(service.pool.close(), 5)  # every connection gone, none to be had
+
+    answer = await call.press("1")
+
+    assert answer.status == 200
+    assert answer.says == [SYSTEM_ERROR]
+    assert answer.hangs_up
