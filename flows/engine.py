@@ -16,6 +16,8 @@ from flows.model import (
     CallStart,
     CallState,
     Channel,
+    Choice,
+    CollectStep,
     ConfirmStep,
     DecideStep,
     Decision,
@@ -36,6 +38,7 @@ from flows.model import (
     Prompt,
     SayStep,
     Step,
+    WaitingStep,
 )
 
 __all__ = ["FlowError", "advance", "hang_up", "replay", "start"]
@@ -100,21 +103,57 @@ def hang_up(flow: Flow, state: CallState) -> tuple[Fact, ...]:
 
 # --- answering a waiting step ----------------------------------------------------------
 
+REPEAT_KEY = "*"
+OPERATOR_KEY = "0"
+EXPRESS_PREFIX = "*"
+
 
 def _answer_menu(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
     assert isinstance(step, MenuStep)
     if isinstance(event, NoInput):
         return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
-    choice = step.choices.get(event.digits)
+    keys = event.digits
+    if step.express is not None and keys.startswith(EXPRESS_PREFIX):
+        return _express(flow, state, step, event)
+    choice = step.choices.get(keys)
+    if choice is None and keys == OPERATOR_KEY and flow.operator is not None:
+        choice = Choice(next=flow.operator)
+    if choice is None and keys == REPEAT_KEY:
+        return _repeat(flow, state, step, event)
     if choice is None:
         return _retry(flow, state, step, event, KeypressOutcome.INVALID)
-    moved = _accepted(state, event)
-    if choice.purpose is not None:
-        # Choosing a purpose starts a new choice: its keys are the evidence trail.
-        moved = replace(moved, purpose=choice.purpose, action=None, trail=(event.digits,))
-    if choice.action is not None:
-        moved = replace(moved, action=choice.action, chosen_at=step.id)
-    return _enter(flow, moved, choice.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+    return _follow(flow, state, step, event, choice, Channel.KEYPAD, fresh_trail=choice.purpose is not None)
+
+
+def _express(flow: Flow, state: CallState, step: MenuStep, event: Digits) -> Outcome:
+    """``*`` at a menu: a dialing string, whole (``*12``) or to be read next (``*``)."""
+    assert step.express is not None
+    collect = flow.steps[step.express]
+    assert isinstance(collect, CollectStep)
+    code = event.digits[len(EXPRESS_PREFIX) :]
+    if not code:
+        moved = replace(_accepted(state, event), trail=(_typed(event),), channel=Channel.DIALING_STRING)
+        return _enter(flow, moved, collect.id, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+    choice = _code_choice(collect, code)
+    if choice is None:
+        return _retry(flow, state, step, event, KeypressOutcome.INVALID)
+    return _follow(flow, state, collect, event, choice, Channel.DIALING_STRING, fresh_trail=True)
+
+
+def _answer_collect(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+    assert isinstance(step, CollectStep)
+    if isinstance(event, NoInput):
+        return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
+    choice = _code_choice(step, event.digits)
+    if choice is None:
+        return _retry(flow, state, step, event, KeypressOutcome.INVALID)
+    return _follow(flow, state, step, event, choice, state.channel, fresh_trail=False)
+
+
+def _code_choice(step: CollectStep, code: str) -> Choice | None:
+    if not step.min_length <= len(code) <= step.max_length:
+        return None
+    return step.codes.get(code)
 
 
 def _answer_confirm(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
@@ -133,24 +172,61 @@ def _answer_confirm(flow: Flow, state: CallState, step: Step, event: Event) -> O
 
 _ANSWERS: dict[str, Callable[[Flow, CallState, Step, Event], Outcome]] = {
     MenuStep.kind: _answer_menu,
+    CollectStep.kind: _answer_collect,
     ConfirmStep.kind: _answer_confirm,
 }
 
 
+def _follow(
+    flow: Flow,
+    state: CallState,
+    step: Step,
+    event: Digits,
+    choice: Choice,
+    channel: Channel,
+    *,
+    fresh_trail: bool,
+) -> Outcome:
+    """Take an accepted choice: set what it sets, then go where it leads."""
+    moved = replace(_accepted(state, event), channel=channel)
+    if fresh_trail:
+        # A new choice begins: from here, its keys are the evidence trail.
+        moved = replace(moved, action=None, trail=(_typed(event),))
+    if choice.purpose is not None:
+        moved = replace(moved, purpose=choice.purpose)
+    if choice.action is not None:
+        moved = replace(moved, action=choice.action, chosen_at=step.id)
+    return _enter(flow, moved, choice.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+
+
 def _accepted(state: CallState, event: Digits) -> CallState:
-    return replace(state, seq=state.seq + 1, attempts=0, trail=state.trail + (event.digits,))
+    return replace(state, seq=state.seq + 1, attempts=0, trail=state.trail + (_typed(event),))
+
+
+def _typed(event: Digits) -> str:
+    """The keys as the caller typed them, the finishing key included (``12#``)."""
+    return event.digits + event.finished_on_key
+
+
+def _repeat(flow: Flow, state: CallState, step: WaitingStep, event: Digits) -> Outcome:
+    """``*``: say the question again; a request, not a mistake, so no attempt is used."""
+    moved = replace(state, seq=state.seq + 1)
+    speech = (_say(flow, moved, step.say),)
+    moved = replace(moved, heard=" ".join(speech))
+    return Outcome(moved, _ask(flow, moved, speech), (_keypress(state, event, KeypressOutcome.VALID),))
 
 
 def _retry(
-    flow: Flow, state: CallState, step: Step, event: Event, outcome: KeypressOutcome
+    flow: Flow, state: CallState, step: WaitingStep, event: Event, outcome: KeypressOutcome
 ) -> Outcome:
     """Re-prompt after a wrong key or silence; after too many attempts, end politely."""
     fact = _keypress(state, event, outcome)
     attempts = state.attempts + 1
     moved = replace(state, seq=state.seq + 1, attempts=attempts)
-    if attempts >= flow.max_attempts:
+    if attempts >= (step.retry.max_attempts or flow.max_attempts):
         return _finish(flow, moved, (_say(flow, moved, flow.messages["too_many_attempts"]),), (fact,))
-    apology = flow.messages[outcome.value]
+    own = step.retry.on_no_input if outcome is KeypressOutcome.NO_INPUT else step.retry.on_invalid
+    apology = own or flow.messages[outcome.value]
     speech = (_say(flow, moved, apology), _say(flow, moved, step.say))
     moved = replace(moved, heard=" ".join(speech))
     return Outcome(moved, _ask(flow, moved, speech), (fact,))
@@ -205,7 +281,7 @@ def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
         step=step.id,
         purpose=state.purpose,
         action=Decision(state.action),
-        channel=Channel.KEYPAD,
+        channel=state.channel,
         identification=Identification.ANI,
         raw_digits=",".join(state.trail),
         heard=state.heard,
@@ -221,12 +297,16 @@ def _finish(
 
 
 def _ask(flow: Flow, state: CallState, speech: tuple[str, ...]) -> Ask:
+    """A question at the state's step: one key for menus, a ``#``-ended string for collects."""
+    step = flow.steps[state.step]
+    many = isinstance(step, CollectStep)
     return Ask(
         speech=speech,
         language=flow.languages[state.lang],
         seq=state.seq,
-        num_digits=SINGLE_KEY,
+        num_digits=None if many else SINGLE_KEY,
         timeout_s=flow.no_input_timeout_s,
+        finish_on_key=CollectStep.finish_on_key if many else "",
     )
 
 

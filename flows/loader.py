@@ -17,6 +17,7 @@ from typing import Any
 
 from flows.model import (
     Choice,
+    CollectStep,
     ConfirmStep,
     DecideStep,
     Decision,
@@ -25,6 +26,7 @@ from flows.model import (
     MenuStep,
     Prompt,
     Purpose,
+    Retry,
     SayStep,
     Step,
 )
@@ -101,6 +103,7 @@ def _build(d: Mapping[str, Any]) -> Flow:
         messages={key: _prompt(text) for key, text in d["messages"].items()},
         purposes={key: _purpose(key, p) for key, p in d.get("purposes", {}).items()},
         steps={step_id: _step(step_id, s) for step_id, s in d["steps"].items()},
+        operator=d.get("operator"),
         definition=d,
     )
 
@@ -120,6 +123,16 @@ def _choice(c: Mapping[str, Any]) -> Choice:
     return Choice(next=c["next"], purpose=c.get("purpose"), action=Decision(action) if action else None)
 
 
+def _retry(s: Mapping[str, Any]) -> Retry:
+    on_invalid, on_no_input = s.get("on_invalid"), s.get("on_no_input")
+    max_attempts = s.get("max_attempts")
+    return Retry(
+        on_invalid=_prompt(on_invalid) if on_invalid else None,
+        on_no_input=_prompt(on_no_input) if on_no_input else None,
+        max_attempts=int(max_attempts) if max_attempts is not None else None,
+    )
+
+
 def _step(step_id: str, s: Mapping[str, Any]) -> Step:
     kind = s["kind"]
     say = _prompt(s["say"])
@@ -127,9 +140,19 @@ def _step(step_id: str, s: Mapping[str, Any]) -> Step:
         return SayStep(id=step_id, say=say, next=s["next"])
     if kind == MenuStep.kind:
         choices = {str(key): _choice(c) for key, c in s["choices"].items()}
-        return MenuStep(id=step_id, say=say, choices=choices)
+        return MenuStep(id=step_id, say=say, choices=choices, express=s.get("express"), retry=_retry(s))
+    if kind == CollectStep.kind:
+        codes = {str(code): _choice(c) for code, c in s["codes"].items()}
+        return CollectStep(
+            id=step_id,
+            say=say,
+            min_length=int(s["min_length"]),
+            max_length=int(s["max_length"]),
+            codes=codes,
+            retry=_retry(s),
+        )
     if kind == ConfirmStep.kind:
-        return ConfirmStep(id=step_id, say=say, yes=s["yes"])
+        return ConfirmStep(id=step_id, say=say, yes=s["yes"], retry=_retry(s))
     if kind == DecideStep.kind:
         return DecideStep(id=step_id, say=say, next=s["next"])
     if kind == GoodbyeStep.kind:
@@ -145,6 +168,8 @@ def _problems(flow: Flow) -> Iterator[str]:
         yield f"default_language {flow.default_language!r} is not in languages"
     if flow.start not in flow.steps:
         yield f"start step {flow.start!r} does not exist"
+    if flow.operator is not None and flow.operator not in flow.steps:
+        yield f"operator step {flow.operator!r} does not exist"
     for key in REQUIRED_MESSAGES:
         if key not in flow.messages:
             yield f"message {key!r} is missing"
@@ -158,8 +183,15 @@ def _problems(flow: Flow) -> Iterator[str]:
             for key, choice in step.choices.items():
                 if len(key) != 1 or key not in "0123456789*#":
                     yield f"step {step.id!r}: choice {key!r} is not a single phone key"
-                if choice.purpose is not None and choice.purpose not in flow.purposes:
-                    yield f"step {step.id!r}: choice {key!r} names unknown purpose {choice.purpose!r}"
+            if step.express is not None and not isinstance(flow.steps.get(step.express), CollectStep):
+                yield f"step {step.id!r}: express {step.express!r} is not a collect step"
+        if isinstance(step, CollectStep):
+            for code in step.codes:
+                if not code.isdigit() or not step.min_length <= len(code) <= step.max_length:
+                    yield f"step {step.id!r}: code {code!r} is not {step.min_length}-{step.max_length} digits"
+        for key, choice in _choices(step).items():
+            if choice.purpose is not None and choice.purpose not in flow.purposes:
+                yield f"step {step.id!r}: choice {key!r} names unknown purpose {choice.purpose!r}"
     unreachable = set(flow.steps) - _reachable(flow)
     for step_id in sorted(unreachable):
         yield f"step {step_id!r} is unreachable from {flow.start!r}"
@@ -173,6 +205,19 @@ def _all_prompts(flow: Flow) -> Iterator[tuple[str, Prompt]]:
             yield f"purpose {key!r} {part}", getattr(purpose, part)
     for step in flow.steps.values():
         yield f"step {step.id!r}", step.say
+        retry = getattr(step, "retry", None)
+        for part in ("on_invalid", "on_no_input"):
+            prompt = getattr(retry, part, None)
+            if prompt is not None:
+                yield f"step {step.id!r} {part}", prompt
+
+
+def _choices(step: Step) -> Mapping[str, Choice]:
+    if isinstance(step, MenuStep):
+        return step.choices
+    if isinstance(step, CollectStep):
+        return step.codes
+    return {}
 
 
 def _prompt_problems(flow: Flow, label: str, prompt: Prompt) -> Iterator[str]:
@@ -190,7 +235,9 @@ def _targets(step: Step) -> list[str]:
     if isinstance(step, (SayStep, DecideStep)):
         return [step.next]
     if isinstance(step, MenuStep):
-        return [c.next for c in step.choices.values()]
+        return [c.next for c in step.choices.values()] + ([step.express] if step.express else [])
+    if isinstance(step, CollectStep):
+        return [c.next for c in step.codes.values()]
     if isinstance(step, ConfirmStep):
         return [step.yes]
     return []
@@ -198,7 +245,7 @@ def _targets(step: Step) -> list[str]:
 
 def _reachable(flow: Flow) -> set[str]:
     seen: set[str] = set()
-    todo = [flow.start]
+    todo = [flow.start] + ([flow.operator] if flow.operator else [])
     while todo:
         step_id = todo.pop()
         if step_id in seen or step_id not in flow.steps:

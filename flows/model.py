@@ -14,6 +14,7 @@ from typing import ClassVar
 __all__ = [
     "Ask",
     "CallStart",
+    "CollectStep",
     "CallState",
     "Channel",
     "Choice",
@@ -37,8 +38,10 @@ __all__ = [
     "Event",
     "Prompt",
     "Purpose",
+    "Retry",
     "SayStep",
     "Step",
+    "WaitingStep",
 ]
 
 
@@ -120,13 +123,47 @@ class SayStep:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """How a waiting step handles a wrong answer or silence (flow-wide messages by default)."""
+
+    on_invalid: Prompt | None = None
+    on_no_input: Prompt | None = None
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True)
 class MenuStep:
-    """Waits for one key and follows the matching choice."""
+    """Waits for one key and follows the matching choice.
+
+    ``*`` starts a dialing string when ``express`` names the collect step that reads
+    it; otherwise ``*`` repeats the question. ``0`` reaches the flow's operator step,
+    if it has one and the menu does not use 0 itself.
+    """
 
     kind: ClassVar[str] = "menu"
     id: str
     say: Prompt
     choices: Mapping[str, Choice]
+    express: str | None = None
+    retry: Retry = Retry()
+
+
+@dataclass(frozen=True)
+class CollectStep:
+    """Reads a dialing string ended by ``#`` and follows the code it matches.
+
+    Every accepted code is listed in the definition, so the complete set of dialing
+    strings a caller can use is readable in one place.
+    """
+
+    kind: ClassVar[str] = "collect"
+    id: str
+    say: Prompt
+    min_length: int
+    max_length: int
+    codes: Mapping[str, Choice]
+    retry: Retry = Retry()
+    finish_on_key: ClassVar[str] = "#"
 
 
 @dataclass(frozen=True)
@@ -137,6 +174,7 @@ class ConfirmStep:
     id: str
     say: Prompt
     yes: str
+    retry: Retry = Retry()
     confirm_key: ClassVar[str] = "1"
     back_key: ClassVar[str] = "2"
 
@@ -160,7 +198,8 @@ class GoodbyeStep:
     say: Prompt
 
 
-Step = SayStep | MenuStep | ConfirmStep | DecideStep | GoodbyeStep
+Step = SayStep | MenuStep | CollectStep | ConfirmStep | DecideStep | GoodbyeStep
+WaitingStep = MenuStep | CollectStep | ConfirmStep
 
 
 @dataclass(frozen=True)
@@ -177,6 +216,7 @@ class Flow:
     messages: Mapping[str, Prompt]
     purposes: Mapping[str, Purpose]
     steps: Mapping[str, Step]
+    operator: str | None  # the step key 0 leads to from any menu, if any
     definition: Mapping[str, object] = field(compare=False, repr=False)
 
 
@@ -215,6 +255,7 @@ class CallState:
     purpose: str | None = None
     action: Decision | None = None
     chosen_at: str | None = None
+    channel: Channel = Channel.KEYPAD
     trail: tuple[str, ...] = ()
     finished: bool = False
 
@@ -251,7 +292,7 @@ class Ask:
     speech: tuple[str, ...]
     language: str
     seq: int
-    num_digits: int
+    num_digits: int | None  # None: any number of keys, ended by finish_on_key or silence
     timeout_s: int
     finish_on_key: str = ""
 

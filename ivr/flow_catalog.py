@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 
-from flows.loader import parse_flow
+from flows.loader import FlowDefinitionError, builtin_flows, parse_flow, parse_toml
 from flows.model import Flow
 from storage.evidence import load_flow_definition, register_flow_version
 
-__all__ = ["DEFAULT_FLOW", "FlowCatalog", "UnknownFlowVersion"]
+__all__ = ["DEFAULT_FLOW", "FlowCatalog", "UnknownFlowVersion", "deployed_flows"]
 
 DEFAULT_FLOW = "consent-line"
+
+
+def deployed_flows(flows_dir: Path | None) -> dict[str, Flow]:
+    """The flows to serve: the built-in ones, each replaced or joined by ``flows_dir/*.toml``."""
+    flows = builtin_flows()
+    if flows_dir is not None:
+        for path in sorted(flows_dir.glob("*.toml")):
+            try:
+                flow = parse_toml(path.read_text(encoding="utf-8"))
+            except FlowDefinitionError as exc:
+                raise FlowDefinitionError(f"{exc.name} ({path})", exc.problems) from None
+            flows[flow.name] = flow
+    if DEFAULT_FLOW not in flows:
+        raise FlowDefinitionError(DEFAULT_FLOW, ["the default flow is missing"])
+    return flows
 
 
 class UnknownFlowVersion(Exception):

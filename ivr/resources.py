@@ -16,10 +16,9 @@ import structlog
 from aiohttp import web
 from redis.asyncio import Redis
 
-from flows.loader import builtin_flows
 from ivr import keys
 from ivr.call_desk import CallDesk
-from ivr.flow_catalog import FlowCatalog
+from ivr.flow_catalog import FlowCatalog, deployed_flows
 from ivr.security import SignatureCheck
 from ivr.twiml import TwimlRenderer
 from storage.embedded import embedded_postgres, embedded_redis
@@ -82,7 +81,7 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
             applied = await apply_migrations(conn)
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])
-        catalog = FlowCatalog(builtin_flows())
+        catalog = FlowCatalog(deployed_flows(app[keys.SETTINGS].flows_dir))
         await catalog.register(pool)
         app[keys.APPLIED_MIGRATIONS] = applied
         app[keys.PG_POOL] = pool

@@ -84,6 +84,7 @@ class Settings(BaseModel):
         default=DEFAULT_TWILIO_API_BASE_URL, alias="TWILIO_API_BASE_URL"
     )
     data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
+    flows_dir: Path | None = Field(default=None, alias="IVR_FLOWS_DIR")
     dev_mode: bool = Field(default=False, alias="IVR_DEV")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "console"] | None = Field(default=None, alias="LOG_FORMAT")
@@ -92,6 +93,13 @@ class Settings(BaseModel):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("flows_dir")
+    @classmethod
+    def _flows_dir_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError("must be a directory of flow definitions (*.toml)")
+        return value
 
     @model_validator(mode="after")
     def _twilio_settings_present(self, info: ValidationInfo) -> Settings:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from flows.loader import canonical_json
 from flows.model import AbandonFact, CallState, DecisionFact, Fact, Flow, KeypressFact
 
 __all__ = [
@@ -46,12 +45,12 @@ async def register_flow_version(conn: asyncpg.Connection, flow: Flow) -> None:
     """Keep the exact definition of ``flow``'s version; an existing version is never rewritten."""
     await conn.execute(
         """
-        INSERT INTO flow_versions (version, name, definition) VALUES ($1, $2, $3::jsonb)
+        INSERT INTO flow_versions (version, name, definition) VALUES ($1, $2, $3)
         ON CONFLICT (version) DO NOTHING
         """,
         flow.version,
         flow.name,
-        canonical_json(flow.definition),
+        flow.definition,
     )
 
 

@@ -100,10 +100,10 @@ class Service:
         return self.app[keys.PG_POOL]
 
 
-@pytest.fixture
-async def service(storage: Storage) -> AsyncIterator[Service]:
-    port = unused_port()
-    app = create_app(service_settings(storage, port))
+@contextlib.asynccontextmanager
+async def running_service(storage: Storage, port: int, **overrides: str) -> AsyncIterator[Service]:
+    """The service built by its factory, listening on loopback ``port`` until the block ends."""
+    app = create_app(service_settings(storage, port, **overrides))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
@@ -112,6 +112,12 @@ async def service(storage: Storage) -> AsyncIterator[Service]:
         yield Service(app, f"http://127.0.0.1:{port}")
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def service(storage: Storage) -> AsyncIterator[Service]:
+    async with running_service(storage, unused_port()) as running:
+        yield running
 
 
 @pytest.fixture

@@ -102,18 +102,29 @@ class FakeCall:
     async def dial(self) -> Twiml:
         return await self._post(self.twilio.url("/twilio/voice"), self.params("ringing"))
 
-    async def press(self, keys: str) -> Twiml:
-        """Type ``keys`` at the current <Gather>, ended the way Twilio would end it."""
+    async def press(self, keys: str, *, buffered: bool = True) -> Twiml:
+        """Type ``keys`` at the current <Gather>, ended the way Twilio would end it.
+
+        A Gather ends at ``numDigits`` keys or at ``finishOnKey``; keys typed beyond
+        that either reach the next Gather (``buffered``) or are lost. Twilio does not
+        document which, so tests drive both.
+        """
         gather = self._gather()
         num_digits = int(gather.get("numDigits", "0") or 0)
         finish_on_key = gather.get("finishOnKey", "#")
-        digits, finished = keys, ""
+        end = len(keys)
         if finish_on_key and finish_on_key in keys:
-            digits, finished = keys[: keys.index(finish_on_key)], finish_on_key
-        if num_digits and len(digits) >= num_digits:
-            digits, finished = digits[:num_digits], ""
+            end = keys.index(finish_on_key) + 1
+        if num_digits and num_digits < end:
+            end = num_digits
+        taken, rest = keys[:end], keys[end:]
+        finished = taken[-1] if finish_on_key and taken.endswith(finish_on_key) else ""
+        digits = taken[: len(taken) - len(finished)]
         params = self.params() | {"Digits": digits, "FinishedOnKey": finished, "msg": "Gather End"}
-        return await self._post(gather.get("action", ""), params)
+        answer = await self._post(gather.get("action", ""), params)
+        if rest and buffered and answer.gather is not None:
+            return await self.press(rest, buffered=True)
+        return answer
 
     async def stay_silent(self) -> Twiml:
         """Let the <Gather> time out: Twilio moves on to the <Redirect> after it."""

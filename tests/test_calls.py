@@ -8,8 +8,8 @@ from flows.loader import builtin_flows
 from tests.fake_twilio import FakeTwilio
 
 FLOW = builtin_flows()["consent-line"]
-MAIN_MENU = "For the use of your account information for marketing, press 1."
-CPNI_CHOICES = "To allow the use of your account information for marketing, press 1. To restrict it, press 2."
+MAIN_MENU = FLOW.steps["main_menu"].say.text("en")
+CPNI_CHOICES = FLOW.steps["cpni_choice"].say.text("en")
 ALLOW_READBACK = (
     "You chose to allow One Stop VoIP to use your account information to offer you other "
     "products and services. To confirm, press 1. To go back, press 2."
