@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
+from flows.graph import in_call_order, successors
 from flows.model import (
     Choice,
     CollectStep,
@@ -176,7 +177,7 @@ def _problems(flow: Flow) -> Iterator[str]:
     for label, prompt in _all_prompts(flow):
         yield from _prompt_problems(flow, label, prompt)
     for step in flow.steps.values():
-        for target in _targets(step):
+        for target in successors(step):
             if target not in flow.steps:
                 yield f"step {step.id!r} goes to unknown step {target!r}"
         if isinstance(step, MenuStep):
@@ -192,7 +193,7 @@ def _problems(flow: Flow) -> Iterator[str]:
         for key, choice in _choices(step).items():
             if choice.purpose is not None and choice.purpose not in flow.purposes:
                 yield f"step {step.id!r}: choice {key!r} names unknown purpose {choice.purpose!r}"
-    unreachable = set(flow.steps) - _reachable(flow)
+    unreachable = set(flow.steps) - {step.id for step in in_call_order(flow)}
     for step_id in sorted(unreachable):
         yield f"step {step_id!r} is unreachable from {flow.start!r}"
 
@@ -229,27 +230,3 @@ def _prompt_problems(flow: Flow, label: str, prompt: Prompt) -> Iterator[str]:
         fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
         for unknown in sorted(fields - TEMPLATE_FIELDS):
             yield f"{label} ({lang}) uses unknown placeholder {{{unknown}}}"
-
-
-def _targets(step: Step) -> list[str]:
-    if isinstance(step, (SayStep, DecideStep)):
-        return [step.next]
-    if isinstance(step, MenuStep):
-        return [c.next for c in step.choices.values()] + ([step.express] if step.express else [])
-    if isinstance(step, CollectStep):
-        return [c.next for c in step.codes.values()]
-    if isinstance(step, ConfirmStep):
-        return [step.yes]
-    return []
-
-
-def _reachable(flow: Flow) -> set[str]:
-    seen: set[str] = set()
-    todo = [flow.start] + ([flow.operator] if flow.operator else [])
-    while todo:
-        step_id = todo.pop()
-        if step_id in seen or step_id not in flow.steps:
-            continue
-        seen.add(step_id)
-        todo.extend(_targets(flow.steps[step_id]))
-    return seen

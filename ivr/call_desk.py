@@ -48,15 +48,26 @@ class CallDesk:
         self._flows = flows
         self._renderer = renderer
 
-    async def answer_call(self, call: CallRecord, token: str) -> str:
-        """A call comes in: open its session and play the default flow's first prompt."""
+    async def answer_call(
+        self, call: CallRecord, token: str, *, flow_name: str | None = None, lang: str | None = None
+    ) -> str:
+        """A call comes in: open its session and play the flow's first prompt.
+
+        ``flow_name`` and ``lang`` come from the webhook URL configured on the number
+        (``/twilio/voice?flow=…&lang=…``); without them, the default flow in its default
+        language answers.
+        """
         state, answered = await self._sessions.load(call.call_sid, token)
         if answered is not None:
             return answered
         if state is not None:  # Twilio asked again for a call already under way
             return self._renderer.render(engine.replay(await self._flow_of(state), state))
-        flow = self._flows.default
-        outcome = engine.start(flow, CallStart(call.call_sid, call.caller, call.dialed))
+        flow = self._flows.named(flow_name) if flow_name else self._flows.default
+        if flow is None:
+            log.error("unknown_flow_configured", flow=flow_name, call_sid=call.call_sid)
+            return self.system_error()
+        start = CallStart(call.call_sid, call.caller, call.dialed)
+        outcome = engine.start(flow, start, lang if lang in flow.languages else None)
         try:
             async with self._transaction() as conn:
                 await record_call(conn, call, flow)

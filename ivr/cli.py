@@ -1,4 +1,4 @@
-"""The ``ivr`` command: serve, migrate."""
+"""The ``ivr`` command: serve, migrate, flows, simulate."""
 
 from __future__ import annotations
 
@@ -9,15 +9,21 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import aiohttp
 import click
 from aiohttp import web
 
+from flows.loader import FlowDefinitionError
+from flows.model import Flow
+from flows.script import render_script
 from ivr import keys
 from ivr.app import create_app
+from ivr.flow_catalog import DEFAULT_FLOW, deployed_flows
 from ivr.logs import configure_logging
 from ivr.resources import postgres_ctx, postgres_server_ctx
 from ivr.routes import STATUS_PATH, VOICE_PATH
 from ivr.settings import ConfigError, Settings
+from ivr.simulator import SILENCE, FakeTwilio, Twiml, simulate_call
 
 __all__ = ["main"]
 
@@ -54,6 +60,74 @@ def migrate() -> None:
     configure_logging(settings.log_level, settings.effective_log_format)
     applied = asyncio.run(_migrate(settings))
     click.echo(f"schema up to date; applied now: {', '.join(applied) or 'nothing'}")
+
+
+@main.group()
+def flows() -> None:
+    """Review and check the voice flows this service serves."""
+
+
+@flows.command("show")
+@click.argument("name", default=DEFAULT_FLOW)
+def flows_show(name: str) -> None:
+    """Print flow NAME as a readable script: every prompt, key and branch, with its version."""
+    deployed = _deployed_or_exit()
+    if name not in deployed:
+        raise click.ClickException(f"no flow named {name!r}; deployed: {', '.join(sorted(deployed))}")
+    click.echo(render_script(deployed[name]), nl=False)
+
+
+@flows.command("check")
+def flows_check() -> None:
+    """Validate every deployed definition (targets, reachability, translations, placeholders)."""
+    for flow in _deployed_or_exit().values():
+        click.echo(f"ok  {flow.name}  {flow.version}  ({len(flow.steps)} steps, languages: {', '.join(flow.languages)})")
+
+
+def _deployed_or_exit() -> dict[str, Flow]:
+    settings = _load_settings(os.environ, need_twilio=False)
+    try:
+        return deployed_flows(settings.flows_dir)
+    except FlowDefinitionError as exc:
+        click.echo(f"flow {exc.name} is not valid:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--url", help="The service's public base URL (default: PUBLIC_BASE_URL, else http://127.0.0.1:8080).")
+@click.option("--flow", "flow_name", help="Start the call on this flow (as /twilio/voice?flow=NAME).")
+@click.option("--lang", help="Start the call in this language (as /twilio/voice?lang=xx).")
+@click.option("--from", "caller", help="The caller's number (default: a random +1 number).")
+@click.option("--script", help='Keys to type, comma-separated ("1,1,1"; "-" for silence); otherwise asks.')
+def simulate(url: str | None, flow_name: str | None, lang: str | None, caller: str | None, script: str | None) -> None:
+    """Make a whole call against a running service, signed like Twilio, from the terminal."""
+    settings = _load_settings(os.environ, need_twilio=False)
+    base_url = url or settings.public_base_url or "http://127.0.0.1:8080"
+    token = settings.auth_token if settings.twilio_auth_token else _dev_auth_token(settings.data_dir)
+    query = "&".join(f"{k}={v}" for k, v in (("flow", flow_name), ("lang", lang)) if v)
+    keys = iter(script.split(",")) if script is not None else None
+
+    async def next_keys(_: Twiml) -> str | None:
+        if keys is not None:
+            return next(keys, None)
+        try:
+            typed = await asyncio.to_thread(
+                click.prompt, "keys (Enter = silence, q = hang up)", default="", show_default=False
+            )
+        except click.Abort:  # end of input: the caller hangs up
+            return None
+        return None if typed == "q" else (typed or SILENCE)
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http:
+            await simulate_call(FakeTwilio(http, base_url, token), next_keys, click.echo, caller=caller, query=query)
+
+    try:
+        asyncio.run(run())
+    except aiohttp.ClientError as exc:
+        raise click.ClickException(f"cannot reach {base_url}: {exc}") from None
 
 
 async def _migrate(settings: Settings) -> list[str]:

@@ -52,8 +52,12 @@ class FlowCatalog:
     def default(self) -> Flow:
         return self._deployed[DEFAULT_FLOW]
 
-    def named(self, name: str) -> Flow:
-        return self._deployed[name]
+    def named(self, name: str) -> Flow | None:
+        return self._deployed.get(name)
+
+    @property
+    def deployed(self) -> dict[str, Flow]:
+        return dict(self._deployed)
 
     async def register(self, pool: asyncpg.Pool) -> None:
         """Store every deployed version before any call can be served on it."""

@@ -21,6 +21,7 @@ __all__ = [
     "call_record_of",
     "call_sid_of",
     "digits_of",
+    "flow_choice_of",
     "idempotency_token_of",
     "no_input_of",
     "read_form",
@@ -103,6 +104,19 @@ def call_ending_of(form: Mapping[str, object]) -> CallEnding:
         duration_s=int(duration) if duration.isdigit() else None,
         twilio_timestamp=_field(form, "Timestamp") or None,
     )
+
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+def flow_choice_of(request: web.Request) -> tuple[str | None, str | None]:
+    """``?flow=NAME&lang=xx`` from the number's configured voice URL, if any."""
+    flow_name = request.query.get("flow") or None
+    lang = request.query.get("lang") or None
+    for value, what in ((flow_name, "flow"), (lang, "lang")):
+        if value is not None and not _NAME.match(value):
+            raise _bad(f"{what} must be a lowercase name")
+    return flow_name, lang
 
 
 def idempotency_token_of(request: web.Request) -> str:

@@ -34,7 +34,9 @@ async def incoming_call(request: web.Request) -> web.Response:
     form = await _verified_form(request)
     call = inbound.call_record_of(form)
     token = inbound.idempotency_token_of(request)
-    return twiml_response(await request.app[CALL_DESK].answer_call(call, token))
+    flow_name, lang = inbound.flow_choice_of(request)
+    desk = request.app[CALL_DESK]
+    return twiml_response(await desk.answer_call(call, token, flow_name=flow_name, lang=lang))
 
 
 async def answer(request: web.Request) -> web.Response:

@@ -152,3 +152,27 @@ async def test_a_call_started_on_one_version_finishes_on_it_after_a_deploy(
     assert "To confirm, press 1." in decided[0]["prompt_text"]
     # The old version's stored definition was never rewritten, and hashes to its version.
     assert version_of(by_version[FLOW.version]) == FLOW.version
+
+
+async def test_a_number_can_be_pointed_at_a_named_flow_and_language(twilio: FakeTwilio) -> None:
+    call = twilio.call()
+    answer = await call.dial("flow=consent-line&lang=en")
+
+    assert answer.says[-1] == FLOW.steps["main_menu"].say.text("en")
+
+
+async def test_a_language_the_flow_lacks_falls_back_to_its_default(twilio: FakeTwilio) -> None:
+    answer = await twilio.call().dial("lang=xx")
+
+    assert answer.gather is not None
+    assert {say.get("language") for say in answer.root.iter("Say")} == {"en-US"}
+
+
+async def test_a_misconfigured_flow_name_gets_a_spoken_apology_not_an_error(twilio: FakeTwilio, db) -> None:
+    call = twilio.call()
+    answer = await call.dial("flow=no-such-flow")
+
+    assert answer.status == 200
+    assert answer.says == [FLOW.messages["system_error"].text("en")]
+    assert answer.hangs_up
+    assert await db.fetchval("SELECT count(*) FROM calls WHERE call_sid = $1", call.call_sid) == 0

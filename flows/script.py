@@ -1,0 +1,108 @@
+"""A flow printed as the script a compliance officer reads and signs off.
+
+Steps appear in the order a caller meets them (breadth-first from the start), each
+with every prompt in every language, every key and where it leads, and what happens
+on a wrong key or silence. Placeholders are shown as written (``{choice}``) and the
+purposes that fill them are listed at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flows.graph import in_call_order
+from flows.model import (
+    Choice,
+    CollectStep,
+    ConfirmStep,
+    DecideStep,
+    Flow,
+    GoodbyeStep,
+    MenuStep,
+    Prompt,
+    SayStep,
+    Step,
+)
+
+__all__ = ["render_script"]
+
+_WHAT = {
+    SayStep.kind: "says, then goes on",
+    MenuStep.kind: "asks for one key",
+    CollectStep.kind: "asks for a code ended by #",
+    ConfirmStep.kind: "reads the choice back",
+    DecideStep.kind: "records the decision (heard only once it is stored)",
+    GoodbyeStep.kind: "says goodbye and hangs up",
+}
+
+
+def render_script(flow: Flow) -> str:
+    lines = [
+        f"FLOW {flow.name}",
+        f"version {flow.version}",
+        "languages: " + ", ".join(f"{code} ({voice})" for code, voice in flow.languages.items()),
+        f"each question: {flow.max_attempts} attempts; {flow.no_input_timeout_s} s of silence is no answer",
+        "",
+    ]
+    for step in _in_call_order(flow):
+        lines.extend(_step_lines(flow, step))
+        lines.append("")
+    lines.append("PURPOSES")
+    for purpose in flow.purposes.values():
+        lines.append(f"  {purpose.key}")
+        lines.extend(_prompt_lines("label", purpose.label, indent=4))
+        lines.extend(_prompt_lines("grant", purpose.grant, indent=4))
+        lines.extend(_prompt_lines("revoke", purpose.revoke, indent=4))
+    lines.append("")
+    lines.append("MESSAGES")
+    for key, prompt in flow.messages.items():
+        lines.extend(_prompt_lines(key, prompt, indent=2))
+    return "\n".join(lines) + "\n"
+
+
+def _in_call_order(flow: Flow) -> Iterator[Step]:
+    reachable = list(in_call_order(flow))
+    yield from reachable
+    seen = {step.id for step in reachable}
+    yield from (step for step in flow.steps.values() if step.id not in seen)  # still printed
+
+
+def _step_lines(flow: Flow, step: Step) -> list[str]:
+    lines = [f"[{step.id}] {_WHAT[step.kind]}"]
+    lines.extend(_prompt_lines("says", step.say, indent=2))
+    if isinstance(step, (SayStep, DecideStep)):
+        lines.append(f"  then -> {step.next}")
+    if isinstance(step, MenuStep):
+        for key, choice in step.choices.items():
+            lines.append(f"  key {key} -> {_describe(choice)}")
+        if step.express:
+            lines.append(f"  key * -> a dialing string, read at {step.express}")
+        elif "*" not in step.choices:
+            lines.append("  key * -> repeats the question")
+        if flow.operator and "0" not in step.choices:
+            lines.append(f"  key 0 -> {flow.operator}")
+    if isinstance(step, CollectStep):
+        lines.append(f"  accepts {step.min_length} to {step.max_length} digits:")
+        for code, choice in step.codes.items():
+            lines.append(f"    {code}# -> {_describe(choice)}")
+    if isinstance(step, ConfirmStep):
+        lines.append(f"  key {step.confirm_key} -> {step.yes}")
+        lines.append(f"  key {step.back_key} -> back to where the choice was made")
+    retry = getattr(step, "retry", None)
+    if retry is not None:
+        attempts = retry.max_attempts or flow.max_attempts
+        lines.extend(_prompt_lines("wrong key", retry.on_invalid or flow.messages["invalid"], indent=2))
+        lines.extend(_prompt_lines("silence", retry.on_no_input or flow.messages["no_input"], indent=2))
+        lines.append(f"  after {attempts} wrong keys or silences -> too_many_attempts, hang up")
+    return lines
+
+
+def _describe(choice: Choice) -> str:
+    sets = [f"purpose={choice.purpose}" if choice.purpose else "", f"action={choice.action}" if choice.action else ""]
+    detail = ", ".join(part for part in sets if part)
+    return choice.next + (f"  ({detail})" if detail else "")
+
+
+def _prompt_lines(label: str, prompt: Prompt, *, indent: int) -> list[str]:
+    pad = " " * indent
+    return [f'{pad}{label} [{lang}]: "{text}"' for lang, text in prompt.texts.items()]
