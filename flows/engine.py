@@ -18,6 +18,9 @@ from flows.model import (
     Channel,
     Choice,
     CollectStep,
+    Connect,
+    ConnectEnded,
+    ConnectFact,
     ConfirmStep,
     DecideStep,
     Decision,
@@ -36,8 +39,14 @@ from flows.model import (
     NoInput,
     Outcome,
     Prompt,
+    Record,
+    Recorded,
+    RecordingFact,
+    RecordStep,
+    ReturnStep,
     SayStep,
     Step,
+    TransferStep,
     WaitingStep,
 )
 
@@ -112,6 +121,8 @@ def _answer_menu(flow: Flow, state: CallState, step: Step, event: Event) -> Outc
     assert isinstance(step, MenuStep)
     if isinstance(event, NoInput):
         return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
+    if not isinstance(event, Digits):
+        return _unexpected(flow, state)
     keys = event.digits
     if step.express is not None and keys.startswith(EXPRESS_PREFIX):
         return _express(flow, state, step, event)
@@ -144,6 +155,8 @@ def _answer_collect(flow: Flow, state: CallState, step: Step, event: Event) -> O
     assert isinstance(step, CollectStep)
     if isinstance(event, NoInput):
         return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
+    if not isinstance(event, Digits):
+        return _unexpected(flow, state)
     choice = _code_choice(step, event.digits)
     if choice is None:
         return _retry(flow, state, step, event, KeypressOutcome.INVALID)
@@ -160,6 +173,8 @@ def _answer_confirm(flow: Flow, state: CallState, step: Step, event: Event) -> O
     assert isinstance(step, ConfirmStep)
     if isinstance(event, NoInput):
         return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
+    if not isinstance(event, Digits):
+        return _unexpected(flow, state)
     targets = {step.confirm_key: step.yes, step.back_key: state.chosen_at}
     target = targets.get(event.digits)
     if target is None:
@@ -170,10 +185,71 @@ def _answer_confirm(flow: Flow, state: CallState, step: Step, event: Event) -> O
     return _enter(flow, moved, target, facts=(_keypress(state, event, KeypressOutcome.VALID),))
 
 
+def _answer_record(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+    """A statement was recorded (or nothing was said): keep it, then go on."""
+    assert isinstance(step, RecordStep)
+    if isinstance(event, NoInput):
+        return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
+    if not isinstance(event, Recorded):
+        return _unexpected(flow, state)
+    fact = RecordingFact(
+        seq=state.seq,
+        step=step.id,
+        recording_sid=event.recording_sid,
+        recording_url=event.recording_url,
+        duration_s=event.duration_s,
+        ended_by=event.ended_by,
+        heard=state.heard,
+        lang=state.lang,
+    )
+    moved = replace(
+        state,
+        seq=state.seq + 1,
+        attempts=0,
+        channel=Channel.VERBAL,
+        recording_sid=event.recording_sid,
+        trail=state.trail + (f"[recording {event.recording_sid}]",),
+    )
+    return _enter(flow, moved, step.next, facts=(fact,))
+
+
+# Dial and queue results after which the caller was (or no longer needs to be) connected.
+CONNECTED_STATUSES = frozenset({"completed", "answered", "bridged", "hangup", "redirected"})
+
+
+def _answer_connect(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+    """The transfer or return leg ended: on to ``next``, or ``on_failure`` if it never connected."""
+    assert isinstance(step, (TransferStep, ReturnStep))
+    if not isinstance(event, ConnectEnded):
+        return _unexpected(flow, state)
+    connected = event.status in CONNECTED_STATUSES
+    fact = ConnectFact(
+        seq=state.seq,
+        step=step.id,
+        destination=_destination(step, state) or "",
+        status=event.status,
+        connected=connected,
+    )
+    moved = replace(state, seq=state.seq + 1, attempts=0)
+    return _enter(flow, moved, step.next if connected else step.on_failure, facts=(fact,))
+
+
+def _destination(step: TransferStep | ReturnStep, state: CallState) -> str | None:
+    return step.to if isinstance(step, TransferStep) else state.return_to
+
+
+def _unexpected(flow: Flow, state: CallState) -> Outcome:
+    """An event of the wrong kind for this step (a misrouted webhook): stay, and say it again."""
+    return Outcome(state, replay(flow, state), stale=True)
+
+
 _ANSWERS: dict[str, Callable[[Flow, CallState, Step, Event], Outcome]] = {
     MenuStep.kind: _answer_menu,
     CollectStep.kind: _answer_collect,
     ConfirmStep.kind: _answer_confirm,
+    RecordStep.kind: _answer_record,
+    TransferStep.kind: _answer_connect,
+    ReturnStep.kind: _answer_connect,
 }
 
 
@@ -259,6 +335,11 @@ def _enter(
             raise FlowError(flow.name, state.step, f"no step {step_id!r} to go to")
         step = flow.steps[step_id]
         state = replace(state, step=step.id)
+        if isinstance(step, ReturnStep) and state.return_to is None:
+            # Nobody transferred this caller in: there is no one to return them to.
+            facts += (ConnectFact(state.seq, step.id, "", "no-return-target", connected=False),)
+            step_id = step.on_failure
+            continue
         spoken += (_say(flow, state, step.say),)
         if isinstance(step, SayStep):
             step_id = step.next
@@ -281,11 +362,13 @@ def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
         step=step.id,
         purpose=state.purpose,
         action=Decision(state.action),
-        channel=state.channel,
+        channel=Channel.AGENT_ASSISTED if state.agent else state.channel,
         identification=Identification.ANI,
         raw_digits=",".join(state.trail),
         heard=state.heard,
         lang=state.lang,
+        recording_sid=state.recording_sid,
+        agent=state.agent,
     )
 
 
@@ -296,9 +379,24 @@ def _finish(
     return Outcome(state, End(speech=spoken, language=flow.languages[state.lang]), facts)
 
 
-def _ask(flow: Flow, state: CallState, speech: tuple[str, ...]) -> Ask:
-    """A question at the state's step: one key for menus, a ``#``-ended string for collects."""
+def _ask(flow: Flow, state: CallState, speech: tuple[str, ...]) -> Instruction:
+    """What the state's waiting step plays and waits for: keys, a recording or a connection."""
     step = flow.steps[state.step]
+    language = flow.languages[state.lang]
+    if isinstance(step, RecordStep):
+        return Record(
+            speech=speech,
+            language=language,
+            seq=state.seq,
+            max_length_s=step.max_length_s,
+            timeout_s=flow.no_input_timeout_s,
+            finish_on_key=step.finish_on_key,
+        )
+    if isinstance(step, (TransferStep, ReturnStep)):
+        destination = _destination(step, state)
+        if destination is None:
+            raise FlowError(flow.name, step.id, "nowhere to connect the caller to")
+        return Connect(speech=speech, language=language, seq=state.seq, destination=destination)
     many = isinstance(step, CollectStep)
     return Ask(
         speech=speech,

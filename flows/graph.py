@@ -5,15 +5,28 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from flows.model import CollectStep, ConfirmStep, DecideStep, Flow, MenuStep, SayStep, Step
+from flows.model import (
+    CollectStep,
+    ConfirmStep,
+    DecideStep,
+    Flow,
+    MenuStep,
+    RecordStep,
+    ReturnStep,
+    SayStep,
+    Step,
+    TransferStep,
+)
 
 __all__ = ["in_call_order", "successors"]
 
 
 def successors(step: Step) -> list[str]:
     """The steps ``step`` may go to next (a confirm's "back" depends on the call, so is not listed)."""
-    if isinstance(step, (SayStep, DecideStep)):
+    if isinstance(step, (SayStep, DecideStep, RecordStep)):
         return [step.next]
+    if isinstance(step, (TransferStep, ReturnStep)):
+        return [step.next, step.on_failure]
     if isinstance(step, MenuStep):
         return [c.next for c in step.choices.values()] + ([step.express] if step.express else [])
     if isinstance(step, CollectStep):

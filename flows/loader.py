@@ -27,9 +27,12 @@ from flows.model import (
     MenuStep,
     Prompt,
     Purpose,
+    RecordStep,
     Retry,
+    ReturnStep,
     SayStep,
     Step,
+    TransferStep,
 )
 
 __all__ = [
@@ -45,6 +48,9 @@ __all__ = [
 # Flow-wide messages every definition must provide, in every language.
 REQUIRED_MESSAGES = ("invalid", "no_input", "too_many_attempts", "system_error", "unknown_call")
 TEMPLATE_FIELDS = frozenset({"choice", "purpose"})
+# Logical places a transfer step may send a caller; the deployment says where each is.
+DESTINATIONS = frozenset({"agents"})
+MAX_RECORDING_S = 3600  # Twilio's own <Record maxLength> ceiling
 
 
 class FlowDefinitionError(Exception):
@@ -154,6 +160,14 @@ def _step(step_id: str, s: Mapping[str, Any]) -> Step:
         )
     if kind == ConfirmStep.kind:
         return ConfirmStep(id=step_id, say=say, yes=s["yes"], retry=_retry(s))
+    if kind == RecordStep.kind:
+        return RecordStep(
+            id=step_id, say=say, next=s["next"], max_length_s=int(s.get("max_length_s", 120)), retry=_retry(s)
+        )
+    if kind == TransferStep.kind:
+        return TransferStep(id=step_id, say=say, to=s["to"], next=s["next"], on_failure=s["on_failure"])
+    if kind == ReturnStep.kind:
+        return ReturnStep(id=step_id, say=say, next=s["next"], on_failure=s["on_failure"])
     if kind == DecideStep.kind:
         return DecideStep(id=step_id, say=say, next=s["next"])
     if kind == GoodbyeStep.kind:
@@ -186,6 +200,10 @@ def _problems(flow: Flow) -> Iterator[str]:
                     yield f"step {step.id!r}: choice {key!r} is not a single phone key"
             if step.express is not None and not isinstance(flow.steps.get(step.express), CollectStep):
                 yield f"step {step.id!r}: express {step.express!r} is not a collect step"
+        if isinstance(step, TransferStep) and step.to not in DESTINATIONS:
+            yield f"step {step.id!r}: unknown destination {step.to!r} (known: {', '.join(sorted(DESTINATIONS))})"
+        if isinstance(step, RecordStep) and not 1 <= step.max_length_s <= MAX_RECORDING_S:
+            yield f"step {step.id!r}: max_length_s must be 1 to {MAX_RECORDING_S}"
         if isinstance(step, CollectStep):
             for code in step.codes:
                 if not code.isdigit() or not step.min_length <= len(code) <= step.max_length:

@@ -12,6 +12,15 @@ from enum import StrEnum
 from typing import ClassVar
 
 __all__ = [
+    "TransferStep",
+    "ReturnStep",
+    "RecordingFact",
+    "Recorded",
+    "RecordStep",
+    "Record",
+    "ConnectFact",
+    "ConnectEnded",
+    "Connect",
     "Ask",
     "CallStart",
     "CollectStep",
@@ -190,6 +199,45 @@ class DecideStep:
 
 
 @dataclass(frozen=True)
+class RecordStep:
+    """Announces a recording, records a spoken statement after the beep, then goes on.
+
+    The statement's recording becomes the evidence of a verbal decision made next.
+    """
+
+    kind: ClassVar[str] = "record"
+    id: str
+    say: Prompt
+    next: str
+    max_length_s: int = 120
+    retry: Retry = Retry()
+    finish_on_key: ClassVar[str] = "#"
+
+
+@dataclass(frozen=True)
+class TransferStep:
+    """Connects the caller to a destination (``agents``: the configured agent target)."""
+
+    kind: ClassVar[str] = "transfer"
+    id: str
+    say: Prompt
+    to: str
+    next: str  # after the connected call ends
+    on_failure: str  # busy, no answer, queue full…
+
+
+@dataclass(frozen=True)
+class ReturnStep:
+    """Connects the caller back to whoever transferred them in (the call's ``return_to``)."""
+
+    kind: ClassVar[str] = "return"
+    id: str
+    say: Prompt
+    next: str
+    on_failure: str
+
+
+@dataclass(frozen=True)
 class GoodbyeStep:
     """Speaks its prompt and ends the call."""
 
@@ -198,8 +246,18 @@ class GoodbyeStep:
     say: Prompt
 
 
-Step = SayStep | MenuStep | CollectStep | ConfirmStep | DecideStep | GoodbyeStep
-WaitingStep = MenuStep | CollectStep | ConfirmStep
+Step = (
+    SayStep
+    | MenuStep
+    | CollectStep
+    | ConfirmStep
+    | DecideStep
+    | RecordStep
+    | TransferStep
+    | ReturnStep
+    | GoodbyeStep
+)
+WaitingStep = MenuStep | CollectStep | ConfirmStep | RecordStep
 
 
 @dataclass(frozen=True)
@@ -257,6 +315,9 @@ class CallState:
     chosen_at: str | None = None
     channel: Channel = Channel.KEYPAD
     trail: tuple[str, ...] = ()
+    recording_sid: str | None = None  # the statement backing a verbal decision
+    return_to: str | None = None  # where an agent-transferred caller goes back to
+    agent: str | None = None  # the agent who transferred the caller in
     finished: bool = False
 
 
@@ -279,7 +340,26 @@ class NoInput:
     seq: int
 
 
-Event = Digits | NoInput
+@dataclass(frozen=True)
+class Recorded:
+    """The recording made at prompt ``seq`` ended (by a key, silence or the caller hanging up)."""
+
+    seq: int
+    recording_sid: str
+    recording_url: str
+    duration_s: int
+    ended_by: str  # the key pressed, or "hangup"
+
+
+@dataclass(frozen=True)
+class ConnectEnded:
+    """The connection made at prompt ``seq`` ended, with Twilio's Dial or queue result."""
+
+    seq: int
+    status: str
+
+
+Event = Digits | NoInput | Recorded | ConnectEnded
 
 
 # --- instructions ----------------------------------------------------------------------
@@ -305,7 +385,33 @@ class End:
     language: str
 
 
-Instruction = Ask | End
+@dataclass(frozen=True)
+class Record:
+    """Play ``speech`` (not interruptible), beep, record until ``finish_on_key`` or silence."""
+
+    speech: tuple[str, ...]
+    language: str
+    seq: int
+    max_length_s: int
+    timeout_s: int
+    finish_on_key: str
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Play ``speech`` and connect the caller to ``destination``; report back on prompt ``seq``.
+
+    ``destination`` is a logical name (``agents``) or a concrete target
+    (``client:NAME``, ``sip:URI``, ``queue:NAME``, an E.164 number).
+    """
+
+    speech: tuple[str, ...]
+    language: str
+    seq: int
+    destination: str
+
+
+Instruction = Ask | Record | Connect | End
 
 
 # --- evidence facts ----------------------------------------------------------------------
@@ -333,6 +439,29 @@ class DecisionFact:
     raw_digits: str
     heard: str
     lang: str
+    recording_sid: str | None = None
+    agent: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordingFact:
+    seq: int
+    step: str
+    recording_sid: str
+    recording_url: str
+    duration_s: int
+    ended_by: str
+    heard: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class ConnectFact:
+    seq: int
+    step: str
+    destination: str
+    status: str
+    connected: bool
 
 
 @dataclass(frozen=True)
@@ -340,7 +469,7 @@ class AbandonFact:
     step: str
 
 
-Fact = KeypressFact | DecisionFact | AbandonFact
+Fact = KeypressFact | DecisionFact | RecordingFact | ConnectFact | AbandonFact
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,11 @@ from flows.model import (
     GoodbyeStep,
     MenuStep,
     Prompt,
+    RecordStep,
+    ReturnStep,
     SayStep,
     Step,
+    TransferStep,
 )
 
 __all__ = ["render_script"]
@@ -32,6 +35,9 @@ _WHAT = {
     CollectStep.kind: "asks for a code ended by #",
     ConfirmStep.kind: "reads the choice back",
     DecideStep.kind: "records the decision (heard only once it is stored)",
+    RecordStep.kind: "records what the caller says after the beep",
+    TransferStep.kind: "connects the caller",
+    ReturnStep.kind: "connects the caller back to the agent who transferred them",
     GoodbyeStep.kind: "says goodbye and hangs up",
 }
 
@@ -72,6 +78,12 @@ def _step_lines(flow: Flow, step: Step) -> list[str]:
     lines.extend(_prompt_lines("says", step.say, indent=2))
     if isinstance(step, (SayStep, DecideStep)):
         lines.append(f"  then -> {step.next}")
+    if isinstance(step, RecordStep):
+        lines.append(f"  records up to {step.max_length_s} s; # or silence ends it; then -> {step.next}")
+    if isinstance(step, TransferStep):
+        lines.append(f"  to: {step.to}")
+    if isinstance(step, (TransferStep, ReturnStep)):
+        lines.append(f"  when the call ends -> {step.next}; if it cannot connect -> {step.on_failure}")
     if isinstance(step, MenuStep):
         for key, choice in step.choices.items():
             lines.append(f"  key {key} -> {_describe(choice)}")

@@ -19,7 +19,15 @@ from flows import engine
 from flows.model import CallStart, CallState, End, Event, Flow, Outcome
 from ivr.flow_catalog import FlowCatalog
 from ivr.twiml import TwimlRenderer
-from storage.evidence import CallEnding, CallRecord, record_call, record_call_ending, record_facts
+from storage.evidence import (
+    CallEnding,
+    CallRecord,
+    RecordingStatus,
+    record_call,
+    record_call_ending,
+    record_facts,
+    record_recording_status,
+)
 from storage.sessions import CallSessions
 
 __all__ = ["STORAGE_ERRORS", "CallDesk"]
@@ -107,6 +115,12 @@ class CallDesk:
         async with self._transaction() as conn:
             await record_call_ending(conn, ending, facts)
         log.info("call_ended", call_sid=ending.call_sid, status=ending.status, abandoned=bool(facts))
+
+    async def note_recording_status(self, status: RecordingStatus) -> None:
+        """Keep Twilio's word on a recording's processing (it may come before or after the call ends)."""
+        async with self._transaction() as conn:
+            await record_recording_status(conn, status)
+        log.info("recording_status", call_sid=status.call_sid, recording=status.recording_sid, status=status.status)
 
     def system_error(self, flow: Flow | None = None, lang: str | None = None) -> str:
         """What a caller hears when we cannot store anything: nothing was recorded."""

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from flows.model import Digits, NoInput
-from storage.evidence import CallEnding, CallRecord
+from flows.model import ConnectEnded, Digits, NoInput, Recorded
+from storage.evidence import CallEnding, CallRecord, RecordingStatus
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
@@ -20,11 +20,14 @@ __all__ = [
     "call_ending_of",
     "call_record_of",
     "call_sid_of",
+    "connect_ended_of",
     "digits_of",
     "flow_choice_of",
     "idempotency_token_of",
     "no_input_of",
     "read_form",
+    "recorded_of",
+    "recording_status_of",
     "seq_of",
 ]
 
@@ -85,8 +88,52 @@ def digits_of(form: Mapping[str, object], seq: int) -> Digits:
     return Digits(seq=seq, digits=digits, finished_on_key=_field(form, "FinishedOnKey")[:1])
 
 
-def no_input_of(seq: int) -> NoInput:
+def no_input_of(form: Mapping[str, object], seq: int) -> NoInput:
     return NoInput(seq=seq)
+
+
+_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+_STATUS = re.compile(r"^[a-z-]{1,32}$")
+
+
+def _count(form: Mapping[str, object], name: str) -> int | None:
+    value = _field(form, name)
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def recorded_of(form: Mapping[str, object], seq: int) -> Recorded:
+    """A <Record> action: the recording, and how it ended (a key, or ``hangup``)."""
+    sid = _field(form, "RecordingSid")
+    url = _field(form, "RecordingUrl")
+    if not _SID.match(sid) or not url.startswith("https://"):
+        raise _bad("RecordingSid and an https RecordingUrl are required")
+    ended_by = _field(form, "Digits")
+    if ended_by != "hangup" and not _DTMF.match(ended_by):
+        raise _bad("Digits must be phone keys or 'hangup'")
+    return Recorded(seq, sid, url, _count(form, "RecordingDuration") or 0, ended_by or "silence")
+
+
+def connect_ended_of(form: Mapping[str, object], seq: int) -> ConnectEnded:
+    """A <Dial> action (``DialCallStatus``) or an <Enqueue> action (``QueueResult``)."""
+    status = _field(form, "DialCallStatus") or _field(form, "QueueResult")
+    if not _STATUS.match(status):
+        raise _bad("DialCallStatus or QueueResult is required")
+    return ConnectEnded(seq, status)
+
+
+def recording_status_of(form: Mapping[str, object]) -> RecordingStatus:
+    sid = _field(form, "RecordingSid")
+    status = _field(form, "RecordingStatus")
+    if not _SID.match(sid) or not _STATUS.match(status):
+        raise _bad("RecordingSid and RecordingStatus are required")
+    return RecordingStatus(
+        recording_sid=sid,
+        call_sid=call_sid_of(form),
+        status=status,
+        duration_s=_count(form, "RecordingDuration"),
+        recording_url=_field(form, "RecordingUrl") or None,
+        error_code=_field(form, "ErrorCode") or None,
+    )
 
 
 def seq_of(request: web.Request) -> int:

@@ -104,7 +104,6 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     app[keys.SIGNATURES] = SignatureCheck(settings.auth_token, settings.base_url)
-    app[keys.CALL_DESK] = CallDesk(
-        app[keys.PG_POOL], app[keys.SESSIONS], app[keys.FLOWS], TwimlRenderer(settings.base_url)
-    )
+    renderer = TwimlRenderer(settings.base_url, {"agents": settings.agent_target})
+    app[keys.CALL_DESK] = CallDesk(app[keys.PG_POOL], app[keys.SESSIONS], app[keys.FLOWS], renderer)
     yield

@@ -5,7 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from ivr import health, webhooks
-from ivr.twiml import ANSWER_PATH, NO_INPUT_PATH
+from ivr.twiml import (
+    ANSWER_PATH,
+    CONNECTED_PATH,
+    NO_INPUT_PATH,
+    RECORDING_PATH,
+    RECORDING_STATUS_PATH,
+)
 
 __all__ = ["setup_routes"]
 
@@ -17,6 +23,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(VOICE_PATH, webhooks.incoming_call)
     app.router.add_post(ANSWER_PATH, webhooks.answer)
     app.router.add_post(NO_INPUT_PATH, webhooks.no_input)
+    app.router.add_post(RECORDING_PATH, webhooks.recording)
+    app.router.add_post(RECORDING_STATUS_PATH, webhooks.recording_status)
+    app.router.add_post(CONNECTED_PATH, webhooks.connected)
     app.router.add_post(STATUS_PATH, webhooks.call_status)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

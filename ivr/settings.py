@@ -7,6 +7,7 @@ variable the operator has to fix. Secrets are ``SecretStr`` and never shown in a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -62,6 +63,15 @@ def _base_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
+_TARGET = re.compile(r"^(queue:[A-Za-z0-9_-]{1,64}|client:[A-Za-z0-9_.-]{1,128}|sip:\S{3,256}|\+[1-9]\d{6,14})$")
+
+
+def _connect_target(value: str) -> str:
+    if not _TARGET.match(value):
+        raise ValueError("must be queue:NAME, client:NAME, sip:URI or an E.164 number like +14155550100")
+    return value
+
+
 class Settings(BaseModel):
     """Everything the service reads from its environment."""
 
@@ -82,6 +92,9 @@ class Settings(BaseModel):
     )
     twilio_api_base_url: Annotated[str, AfterValidator(_base_url)] = Field(
         default=DEFAULT_TWILIO_API_BASE_URL, alias="TWILIO_API_BASE_URL"
+    )
+    agent_target: Annotated[str, AfterValidator(_connect_target)] = Field(
+        default="queue:agents", alias="AGENT_TARGET"
     )
     data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
     flows_dir: Path | None = Field(default=None, alias="IVR_FLOWS_DIR")

@@ -86,6 +86,7 @@ class Sent:
     url: str
     params: dict[str, str]
     token: str
+    record_callback: str | None = None
 
 
 @dataclass
@@ -145,10 +146,68 @@ class FakeCall:
         return answer
 
     async def stay_silent(self) -> Twiml:
-        """Let the <Gather> time out: Twilio moves on to the <Redirect> after it."""
-        self._gather()
-        assert self.current is not None and self.current.redirect, "no Redirect after Gather"
+        """Say or press nothing: a <Gather> times out, a <Record> makes an empty recording,
+        and either way Twilio moves on to the <Redirect> that follows."""
+        assert self.current is not None, "the call has not been answered"
+        waiting = self.current.gather is not None or self.current.root.find("Record") is not None
+        assert waiting and self.current.redirect, "nothing is waiting, or no Redirect follows"
         return await self._post(self.current.redirect, self.params())
+
+    async def record(self, *, seconds: int = 7, ended_by: str = "#") -> Twiml:
+        """Speak at the current <Record> for ``seconds``; end with a key or ``hangup``."""
+        record = self._verb("Record")
+        recording_sid = "RE" + secrets.token_hex(16)
+        params = self.params("completed" if ended_by == "hangup" else "in-progress") | {
+            "RecordingSid": recording_sid,
+            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{recording_sid}",
+            "RecordingDuration": str(seconds),
+            "Digits": ended_by,
+        }
+        return await self._post(record.get("action", ""), params)
+
+    async def recording_processed(self, status: str = "completed") -> Twiml:
+        """Twilio's recordingStatusCallback for the last recording made on this call."""
+        made = [s for s in self.sent if "RecordingSid" in s.params]
+        assert made, "nothing was recorded on this call"
+        record = made[-1].params
+        url = self.current_record_callback or self.twilio.url("/twilio/recording-status")
+        params = {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": self.call_sid,
+            "RecordingSid": record["RecordingSid"],
+            "RecordingUrl": record["RecordingUrl"],
+            "RecordingStatus": status,
+            "RecordingDuration": record["RecordingDuration"],
+            "RecordingChannels": "1",
+            "RecordingSource": "RecordVerb",
+            "RecordingStartTime": "Sat, 28 Nov 2026 09:53:19 +0000",
+            "ErrorCode": "0",
+        }
+        return await self._post(url, params, follow=False)
+
+    async def connection_ends(self, status: str) -> Twiml:
+        """The current <Dial> or <Enqueue> ends with ``status`` (DialCallStatus or QueueResult)."""
+        assert self.current is not None
+        dial = self.current.root.find("Dial")
+        if dial is not None:
+            params = self.params() | {"DialCallStatus": status, "DialCallDuration": "12"}
+            return await self._post(dial.get("action", ""), params)
+        enqueue = self._verb("Enqueue")
+        params = self.params() | {"QueueResult": status, "QueueTime": "9", "QueueSid": "QU" + "0" * 32}
+        return await self._post(enqueue.get("action", ""), params)
+
+    @property
+    def current_record_callback(self) -> str | None:
+        for sent in reversed(self.sent):
+            if sent.record_callback:
+                return sent.record_callback
+        return None
+
+    def _verb(self, name: str) -> ET.Element:
+        assert self.current is not None, "the call has not been answered"
+        verb = self.current.root.find(name)
+        assert verb is not None, f"no <{name}> in {self.current.body}"
+        return verb
 
     async def keys(self, *presses: str) -> Twiml:
         for keys in presses:
@@ -183,6 +242,8 @@ class FakeCall:
         answer = await self.twilio.post(url, params, token=token)
         if follow:
             self.current = answer
+            if answer.status == 200 and (record := answer.root.find("Record")) is not None:
+                self.last.record_callback = record.get("recordingStatusCallback")
         return answer
 
 
@@ -250,7 +311,7 @@ async def simulate_call(
             echo(f"IVR: {text}")
         gather = answer.gather
         if gather is None:
-            echo("  [the IVR hung up]" if answer.hangs_up else "  [nothing more to do]")
+            echo(_ending(answer))
             break
         echo(f"  [{_gather_hint(gather)}]")
         keys = await next_keys(answer)
@@ -261,6 +322,14 @@ async def simulate_call(
         answer = await (call.stay_silent() if keys == SILENCE else call.press(keys))
     await call.hang_up(duration_s=0)
     return call
+
+
+def _ending(answer: Twiml) -> str:
+    if answer.root.find("Record") is not None:
+        return "  [the IVR is recording: a terminal cannot speak, so the simulated call ends here]"
+    if answer.root.find("Dial") is not None or answer.root.find("Enqueue") is not None:
+        return "  [the IVR connects the caller elsewhere: the simulated call ends here]"
+    return "  [the IVR hung up]" if answer.hangs_up else "  [nothing more to do]"
 
 
 def _gather_hint(gather: ET.Element) -> str:

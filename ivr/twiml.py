@@ -7,25 +7,48 @@ the next verb when a Gather ends with no key, so no-input is never left implicit
 
 from __future__ import annotations
 
-from twilio.twiml.voice_response import VoiceResponse
+from collections.abc import Mapping
 
-from flows.model import Ask, End, Instruction
+from twilio.twiml.voice_response import Dial, VoiceResponse
 
-__all__ = ["ANSWER_PATH", "NO_INPUT_PATH", "TwimlRenderer"]
+from flows.model import Ask, Connect, End, Instruction, Record
+
+__all__ = [
+    "ANSWER_PATH",
+    "CONNECTED_PATH",
+    "NO_INPUT_PATH",
+    "RECORDING_PATH",
+    "RECORDING_STATUS_PATH",
+    "TwimlRenderer",
+]
 
 ANSWER_PATH = "/twilio/answer"
 NO_INPUT_PATH = "/twilio/no-input"
+RECORDING_PATH = "/twilio/recording"
+RECORDING_STATUS_PATH = "/twilio/recording-status"
+CONNECTED_PATH = "/twilio/connected"
+# How long a transfer or return rings before it counts as "no-answer".
+RING_TIMEOUT_S = 30
 
 
 class TwimlRenderer:
-    """Renders instructions with absolute callback URLs under ``PUBLIC_BASE_URL``."""
+    """Renders instructions with absolute callback URLs under ``PUBLIC_BASE_URL``.
 
-    def __init__(self, public_base_url: str) -> None:
+    ``destinations`` maps the logical names flows use (``agents``) to concrete
+    targets from the deployment's settings.
+    """
+
+    def __init__(self, public_base_url: str, destinations: Mapping[str, str] | None = None) -> None:
         self._base_url = public_base_url.rstrip("/")
+        self._destinations = dict(destinations or {})
 
     def render(self, instruction: Instruction) -> str:
         if isinstance(instruction, Ask):
             return self._ask(instruction)
+        if isinstance(instruction, Record):
+            return self._record(instruction)
+        if isinstance(instruction, Connect):
+            return self._connect(instruction)
         return self._end(instruction)
 
     def _ask(self, ask: Ask) -> str:
@@ -41,6 +64,45 @@ class TwimlRenderer:
         for text in ask.speech:
             gather.say(text, language=ask.language)
         response.redirect(f"{self._base_url}{NO_INPUT_PATH}?seq={ask.seq}", method="POST")
+        return str(response)
+
+    def _record(self, record: Record) -> str:
+        response = VoiceResponse()
+        for text in record.speech:
+            response.say(text, language=record.language)
+        response.record(
+            action=f"{self._base_url}{RECORDING_PATH}?seq={record.seq}",
+            method="POST",
+            max_length=record.max_length_s,
+            timeout=record.timeout_s,
+            finish_on_key=record.finish_on_key,
+            play_beep=True,
+            trim="trim-silence",
+            recording_status_callback=f"{self._base_url}{RECORDING_STATUS_PATH}",
+            recording_status_callback_method="POST",
+        )
+        # An empty recording makes no action request: Twilio runs the next verb.
+        response.redirect(f"{self._base_url}{NO_INPUT_PATH}?seq={record.seq}", method="POST")
+        return str(response)
+
+    def _connect(self, connect: Connect) -> str:
+        response = VoiceResponse()
+        for text in connect.speech:
+            response.say(text, language=connect.language)
+        target = self._destinations.get(connect.destination, connect.destination)
+        action = f"{self._base_url}{CONNECTED_PATH}?seq={connect.seq}"
+        kind, _, name = target.partition(":")
+        if kind == "queue":
+            response.enqueue(name, action=action, method="POST")
+            return str(response)
+        dial = Dial(action=action, method="POST", timeout=RING_TIMEOUT_S)
+        if kind == "client":
+            dial.client(name)
+        elif kind == "sip":
+            dial.sip(target)
+        else:
+            dial.number(target)
+        response.append(dial)
         return str(response)
 
     def _end(self, end: End) -> str:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 from aiohttp import web
 
+from flows.model import Event
 from ivr import inbound
 from ivr.keys import CALL_DESK, SIGNATURES
 from ivr.twiml import TwimlRenderer
 
-__all__ = ["answer", "call_status", "incoming_call", "no_input", "twiml_response"]
+__all__ = [
+    "answer",
+    "call_status",
+    "connected",
+    "incoming_call",
+    "no_input",
+    "recording",
+    "recording_status",
+    "twiml_response",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -39,22 +49,42 @@ async def incoming_call(request: web.Request) -> web.Response:
     return twiml_response(await desk.answer_call(call, token, flow_name=flow_name, lang=lang))
 
 
-async def answer(request: web.Request) -> web.Response:
-    """``POST /twilio/answer?seq=N``: the caller pressed keys at prompt N."""
+async def _take_input(
+    request: web.Request, event_of: Callable[[Mapping[str, object], int], Event]
+) -> web.Response:
+    """Every callback that answers prompt ``?seq=N``: keys, silence, a recording, a connection."""
     form = await _verified_form(request)
-    event = inbound.digits_of(form, inbound.seq_of(request))
+    event = event_of(form, inbound.seq_of(request))
     token = inbound.idempotency_token_of(request)
     desk = request.app[CALL_DESK]
     return twiml_response(await desk.take_input(inbound.call_sid_of(form), event, token))
+
+
+async def answer(request: web.Request) -> web.Response:
+    """``POST /twilio/answer?seq=N``: the caller pressed keys at prompt N."""
+    return await _take_input(request, inbound.digits_of)
 
 
 async def no_input(request: web.Request) -> web.Response:
-    """``POST /twilio/no-input?seq=N``: prompt N ended in silence."""
+    """``POST /twilio/no-input?seq=N``: prompt N ended in silence (or an empty recording)."""
+    return await _take_input(request, inbound.no_input_of)
+
+
+async def recording(request: web.Request) -> web.Response:
+    """``POST /twilio/recording?seq=N``: the <Record> at prompt N ended."""
+    return await _take_input(request, inbound.recorded_of)
+
+
+async def connected(request: web.Request) -> web.Response:
+    """``POST /twilio/connected?seq=N``: the <Dial>/<Enqueue> at prompt N ended."""
+    return await _take_input(request, inbound.connect_ended_of)
+
+
+async def recording_status(request: web.Request) -> web.Response:
+    """``POST /twilio/recording-status``: Twilio finished (or failed) processing a recording."""
     form = await _verified_form(request)
-    event = inbound.no_input_of(inbound.seq_of(request))
-    token = inbound.idempotency_token_of(request)
-    desk = request.app[CALL_DESK]
-    return twiml_response(await desk.take_input(inbound.call_sid_of(form), event, token))
+    await request.app[CALL_DESK].note_recording_status(inbound.recording_status_of(form))
+    return twiml_response(TwimlRenderer.empty())
 
 
 async def call_status(request: web.Request) -> web.Response:

@@ -7,19 +7,32 @@ still truthfully tell the caller their choice is recorded.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
-from flows.model import AbandonFact, CallState, DecisionFact, Fact, Flow, KeypressFact
+from flows.model import (
+    AbandonFact,
+    CallState,
+    ConnectFact,
+    DecisionFact,
+    Fact,
+    Flow,
+    KeypressFact,
+    RecordingFact,
+)
 
 __all__ = [
     "CallEnding",
     "CallRecord",
+    "RecordingStatus",
     "load_flow_definition",
     "record_call",
     "record_call_ending",
     "record_facts",
+    "record_recording_status",
     "register_flow_version",
 ]
 
@@ -77,10 +90,9 @@ async def record_facts(
 ) -> None:
     """Store what the engine reported for one input of the call in ``state``."""
     for fact in facts:
-        if isinstance(fact, KeypressFact):
-            await _insert_keypress(conn, state, fact, token)
-        elif isinstance(fact, DecisionFact):
-            await _insert_decision(conn, state, fact, token)
+        insert = _INSERTS.get(type(fact))
+        if insert is not None:  # an AbandonFact is stored with the call's ending
+            await insert(conn, state, fact, token)
 
 
 async def record_call_ending(
@@ -131,8 +143,9 @@ async def _insert_decision(
         """
         INSERT INTO consent_events (call_sid, seq, subject, purpose, action, channel, raw_digits,
                                     caller_number, dialed_number, identification,
-                                    flow_name, flow_version, prompt_text, lang, idempotency_token)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                    flow_name, flow_version, prompt_text, lang, idempotency_token,
+                                    recording_sid, agent)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
         ON CONFLICT (call_sid, seq) DO NOTHING
         """,
         state.call_sid,
@@ -150,6 +163,85 @@ async def _insert_decision(
         fact.heard,
         fact.lang,
         token,
+        fact.recording_sid,
+        fact.agent,
+    )
+
+
+async def _insert_recording(
+    conn: asyncpg.Connection, state: CallState, fact: RecordingFact, token: str
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO recordings (call_sid, seq, step, recording_sid, recording_url, duration_s,
+                                ended_by, prompt_text, lang, flow_version, idempotency_token)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        ON CONFLICT DO NOTHING
+        """,
+        state.call_sid,
+        fact.seq,
+        fact.step,
+        fact.recording_sid,
+        fact.recording_url,
+        fact.duration_s,
+        fact.ended_by,
+        fact.heard,
+        fact.lang,
+        state.flow_version,
+        token,
+    )
+
+
+async def _insert_connection(
+    conn: asyncpg.Connection, state: CallState, fact: ConnectFact, token: str
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO connections (call_sid, seq, step, destination, status, connected, idempotency_token)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (call_sid, seq) DO NOTHING
+        """,
+        state.call_sid,
+        fact.seq,
+        fact.step,
+        fact.destination,
+        fact.status,
+        fact.connected,
+        token,
+    )
+
+
+_INSERTS: dict[type, Callable[[asyncpg.Connection, CallState, Any, str], Awaitable[None]]] = {
+    KeypressFact: _insert_keypress,
+    DecisionFact: _insert_decision,
+    RecordingFact: _insert_recording,
+    ConnectFact: _insert_connection,
+}
+
+
+@dataclass(frozen=True)
+class RecordingStatus:
+    recording_sid: str
+    call_sid: str
+    status: str
+    duration_s: int | None
+    recording_url: str | None
+    error_code: str | None
+
+
+async def record_recording_status(conn: asyncpg.Connection, status: RecordingStatus) -> None:
+    await conn.execute(
+        """
+        INSERT INTO recording_statuses (recording_sid, call_sid, status, duration_s, recording_url, error_code)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (recording_sid, status) DO NOTHING
+        """,
+        status.recording_sid,
+        status.call_sid,
+        status.status,
+        status.duration_s,
+        status.recording_url,
+        status.error_code,
     )
 
 
