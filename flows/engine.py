@@ -12,6 +12,16 @@ from dataclasses import replace
 
 from flows.model import (
     AbandonFact,
+    CheckPin,
+    CustomerLookup,
+    EffectResult,
+    FindCustomer,
+    IdentifyStep,
+    Pending,
+    PinChecked,
+    PinVerdict,
+    Progress,
+    SubjectKind,
     Ask,
     CallStart,
     CallState,
@@ -50,7 +60,7 @@ from flows.model import (
     WaitingStep,
 )
 
-__all__ = ["FlowError", "advance", "hang_up", "replay", "start"]
+__all__ = ["FlowError", "advance", "hang_up", "replay", "resume", "start"]
 
 # A flow that chains more non-waiting steps than this is broken (a say/decide loop);
 # the loader rejects such cycles, this only stops a bad definition from spinning.
@@ -66,7 +76,7 @@ class FlowError(Exception):
         self.flow, self.step, self.problem = flow, step, problem
 
 
-def start(flow: Flow, call: CallStart, lang: str | None = None) -> Outcome:
+def start(flow: Flow, call: CallStart, lang: str | None = None) -> Progress:
     """Answer a new call: chain from the flow's first step to its first question."""
     state = CallState(
         call_sid=call.call_sid,
@@ -80,7 +90,7 @@ def start(flow: Flow, call: CallStart, lang: str | None = None) -> Outcome:
     return _enter(flow, state, flow.start)
 
 
-def advance(flow: Flow, state: CallState, event: Event) -> Outcome:
+def advance(flow: Flow, state: CallState, event: Event) -> Progress:
     """Apply the caller's answer to the prompt now playing.
 
     An event answering an earlier prompt (a retried or out-of-order webhook) leaves
@@ -93,6 +103,16 @@ def advance(flow: Flow, state: CallState, event: Event) -> Outcome:
     if answer is None:
         raise FlowError(flow.name, step.id, f"a {step.kind} step does not wait for input")
     return answer(flow, state, step, event)
+
+
+def resume(flow: Flow, pending: Pending, result: EffectResult) -> Progress:
+    """Carry on after the service answered what ``pending`` asked (a lookup, a PIN check)."""
+    step = flow.steps[pending.state.step]
+    if not isinstance(step, IdentifyStep):
+        raise FlowError(flow.name, step.id, "nothing was waiting for an answer here")
+    if isinstance(result, CustomerLookup):
+        return _customer_found(flow, pending, step, result)
+    return _pin_checked(flow, pending, step, result)
 
 
 def replay(flow: Flow, state: CallState) -> Instruction:
@@ -117,7 +137,7 @@ OPERATOR_KEY = "0"
 EXPRESS_PREFIX = "*"
 
 
-def _answer_menu(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+def _answer_menu(flow: Flow, state: CallState, step: Step, event: Event) -> Progress:
     assert isinstance(step, MenuStep)
     if isinstance(event, NoInput):
         return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
@@ -136,7 +156,7 @@ def _answer_menu(flow: Flow, state: CallState, step: Step, event: Event) -> Outc
     return _follow(flow, state, step, event, choice, Channel.KEYPAD, fresh_trail=choice.purpose is not None)
 
 
-def _express(flow: Flow, state: CallState, step: MenuStep, event: Digits) -> Outcome:
+def _express(flow: Flow, state: CallState, step: MenuStep, event: Digits) -> Progress:
     """``*`` at a menu: a dialing string, whole (``*12``) or to be read next (``*``)."""
     assert step.express is not None
     collect = flow.steps[step.express]
@@ -151,7 +171,7 @@ def _express(flow: Flow, state: CallState, step: MenuStep, event: Digits) -> Out
     return _follow(flow, state, collect, event, choice, Channel.DIALING_STRING, fresh_trail=True)
 
 
-def _answer_collect(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+def _answer_collect(flow: Flow, state: CallState, step: Step, event: Event) -> Progress:
     assert isinstance(step, CollectStep)
     if isinstance(event, NoInput):
         return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
@@ -169,7 +189,7 @@ def _code_choice(step: CollectStep, code: str) -> Choice | None:
     return step.codes.get(code)
 
 
-def _answer_confirm(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+def _answer_confirm(flow: Flow, state: CallState, step: Step, event: Event) -> Progress:
     assert isinstance(step, ConfirmStep)
     if isinstance(event, NoInput):
         return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
@@ -185,7 +205,7 @@ def _answer_confirm(flow: Flow, state: CallState, step: Step, event: Event) -> O
     return _enter(flow, moved, target, facts=(_keypress(state, event, KeypressOutcome.VALID),))
 
 
-def _answer_record(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+def _answer_record(flow: Flow, state: CallState, step: Step, event: Event) -> Progress:
     """A statement was recorded (or nothing was said): keep it, then go on."""
     assert isinstance(step, RecordStep)
     if isinstance(event, NoInput):
@@ -217,7 +237,7 @@ def _answer_record(flow: Flow, state: CallState, step: Step, event: Event) -> Ou
 CONNECTED_STATUSES = frozenset({"completed", "answered", "bridged", "hangup", "redirected"})
 
 
-def _answer_connect(flow: Flow, state: CallState, step: Step, event: Event) -> Outcome:
+def _answer_connect(flow: Flow, state: CallState, step: Step, event: Event) -> Progress:
     """The transfer or return leg ended: on to ``next``, or ``on_failure`` if it never connected."""
     assert isinstance(step, (TransferStep, ReturnStep))
     if not isinstance(event, ConnectEnded):
@@ -243,7 +263,75 @@ def _unexpected(flow: Flow, state: CallState) -> Outcome:
     return Outcome(state, replay(flow, state), stale=True)
 
 
-_ANSWERS: dict[str, Callable[[Flow, CallState, Step, Event], Outcome]] = {
+# --- identification ---------------------------------------------------------------------
+
+PIN_WITHHELD = "[pin withheld]"  # what the evidence shows instead of a PIN's digits
+_ACCOUNT, _PIN_AFTER_ANI, _PIN_AFTER_ACCOUNT = "account", "pin_after_ani", "pin_after_account"
+
+
+def _answer_identify(flow: Flow, state: CallState, step: Step, event: Event) -> Progress:
+    assert isinstance(step, IdentifyStep)
+    if isinstance(event, NoInput):
+        return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
+    if not isinstance(event, Digits):
+        return _unexpected(flow, state)
+    if state.identify_phase == _ACCOUNT:
+        return Pending(state, FindCustomer(account=event.digits), event=event)
+    assert state.customer is not None
+    withheld = Digits(event.seq, PIN_WITHHELD, event.finished_on_key)
+    return Pending(state, CheckPin(account=state.customer, pin=event.digits), event=withheld)
+
+
+def _customer_found(flow: Flow, pending: Pending, step: IdentifyStep, found: CustomerLookup) -> Progress:
+    state, event = pending.state, pending.event
+    if event is None:  # looked up by caller ID on entering the step
+        phase = _PIN_AFTER_ANI if found.account else _ACCOUNT
+        state = replace(state, identify_phase=phase, customer=found.account)
+        return _question_asked(flow, state, step, pending.speech, pending.facts)
+    assert isinstance(event, Digits)
+    if found.account is None:
+        return _retry(flow, state, step, event, KeypressOutcome.INVALID, apology=step.unknown_account)
+    moved = replace(
+        _accepted(state, event), identify_phase=_PIN_AFTER_ACCOUNT, customer=found.account
+    )
+    fact = _keypress(state, event, KeypressOutcome.VALID)
+    return _question_asked(flow, moved, step, (), (fact,))
+
+
+def _pin_checked(flow: Flow, pending: Pending, step: IdentifyStep, checked: PinChecked) -> Progress:
+    state, event = pending.state, pending.event
+    assert isinstance(event, Digits)
+    if checked.verdict is PinVerdict.WRONG:
+        return _retry(flow, state, step, event, KeypressOutcome.INVALID, apology=step.wrong_pin)
+    if checked.verdict is PinVerdict.LOCKED:
+        fact = _keypress(state, event, KeypressOutcome.INVALID)
+        return _enter(flow, _unidentified(_accepted(state, event)), step.on_failure, facts=(fact,))
+    how = Identification.ANI_PIN if state.identify_phase == _PIN_AFTER_ANI else Identification.ACCOUNT_PIN
+    moved = replace(_accepted(state, event), identify_phase=None, identification=how)
+    return _enter(flow, moved, step.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+
+
+def _unidentified(state: CallState) -> CallState:
+    return replace(state, identify_phase=None, customer=None, identification=Identification.ANI)
+
+
+def _question_asked(
+    flow: Flow, state: CallState, step: IdentifyStep, spoken: tuple[str, ...], facts: tuple[Fact, ...]
+) -> Outcome:
+    speech = spoken + (_say(flow, state, _question(step, state)),)
+    state = replace(state, heard=" ".join(speech))
+    return Outcome(state, _ask(flow, state, speech), facts)
+
+
+def _question(step: WaitingStep, state: CallState) -> Prompt:
+    """The words that ask for the answer this step waits for now."""
+    if isinstance(step, IdentifyStep):
+        return step.ask_account if state.identify_phase == _ACCOUNT else step.ask_pin
+    return step.say
+
+
+_ANSWERS: dict[str, Callable[[Flow, CallState, Step, Event], Progress]] = {
+    IdentifyStep.kind: _answer_identify,
     MenuStep.kind: _answer_menu,
     CollectStep.kind: _answer_collect,
     ConfirmStep.kind: _answer_confirm,
@@ -262,7 +350,7 @@ def _follow(
     channel: Channel,
     *,
     fresh_trail: bool,
-) -> Outcome:
+) -> Progress:
     """Take an accepted choice: set what it sets, then go where it leads."""
     moved = replace(_accepted(state, event), channel=channel)
     if fresh_trail:
@@ -293,17 +381,29 @@ def _repeat(flow: Flow, state: CallState, step: WaitingStep, event: Digits) -> O
 
 
 def _retry(
-    flow: Flow, state: CallState, step: WaitingStep, event: Event, outcome: KeypressOutcome
-) -> Outcome:
-    """Re-prompt after a wrong key or silence; after too many attempts, end politely."""
+    flow: Flow,
+    state: CallState,
+    step: WaitingStep,
+    event: Event,
+    outcome: KeypressOutcome,
+    *,
+    apology: Prompt | None = None,
+) -> Progress:
+    """Re-prompt after a wrong answer or silence; after too many attempts, give up politely.
+
+    Giving up ends the call, except at an identify step, which goes to its
+    ``on_failure`` step (the caller may still do what needs no identification).
+    """
     fact = _keypress(state, event, outcome)
     attempts = state.attempts + 1
     moved = replace(state, seq=state.seq + 1, attempts=attempts)
     if attempts >= (step.retry.max_attempts or flow.max_attempts):
+        if isinstance(step, IdentifyStep):
+            return _enter(flow, _unidentified(replace(moved, attempts=0)), step.on_failure, facts=(fact,))
         return _finish(flow, moved, (_say(flow, moved, flow.messages["too_many_attempts"]),), (fact,))
     own = step.retry.on_no_input if outcome is KeypressOutcome.NO_INPUT else step.retry.on_invalid
-    apology = own or flow.messages[outcome.value]
-    speech = (_say(flow, moved, apology), _say(flow, moved, step.say))
+    apology = apology or own or flow.messages[outcome.value]
+    speech = (_say(flow, moved, apology), _say(flow, moved, _question(step, moved)))
     moved = replace(moved, heard=" ".join(speech))
     return Outcome(moved, _ask(flow, moved, speech), (fact,))
 
@@ -327,7 +427,7 @@ def _keypress(state: CallState, event: Event, outcome: KeypressOutcome) -> Keypr
 
 def _enter(
     flow: Flow, state: CallState, step_id: str | None, facts: tuple[Fact, ...] = ()
-) -> Outcome:
+) -> Progress:
     """Walk from ``step_id`` through steps that need no input, collecting what is said."""
     spoken: tuple[str, ...] = ()
     for _ in range(MAX_CHAINED_STEPS):
@@ -340,7 +440,13 @@ def _enter(
             facts += (ConnectFact(state.seq, step.id, "", "no-return-target", connected=False),)
             step_id = step.on_failure
             continue
+        if isinstance(step, IdentifyStep) and state.identification is not Identification.ANI:
+            step_id = step.next  # already identified on this call
+            continue
         spoken += (_say(flow, state, step.say),)
+        if isinstance(step, IdentifyStep):
+            state = replace(state, identify_phase=None, customer=None, attempts=0)
+            return Pending(state, FindCustomer(phone=state.caller), facts, spoken)
         if isinstance(step, SayStep):
             step_id = step.next
         elif isinstance(step, DecideStep):
@@ -357,16 +463,19 @@ def _enter(
 def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
     if state.purpose is None or state.action is None:
         raise FlowError(flow.name, step.id, "reached a decision with no pending choice")
+    identified = state.customer is not None and state.identification is not Identification.ANI
     return DecisionFact(
         seq=state.seq - 1,  # the confirming keypress
         step=step.id,
         purpose=state.purpose,
         action=Decision(state.action),
         channel=Channel.AGENT_ASSISTED if state.agent else state.channel,
-        identification=Identification.ANI,
+        identification=state.identification,
         raw_digits=",".join(state.trail),
         heard=state.heard,
         lang=state.lang,
+        subject=state.customer if identified else state.caller,
+        subject_kind=SubjectKind.CUSTOMER if identified else SubjectKind.PHONE,
         recording_sid=state.recording_sid,
         agent=state.agent,
     )
@@ -397,7 +506,7 @@ def _ask(flow: Flow, state: CallState, speech: tuple[str, ...]) -> Instruction:
         if destination is None:
             raise FlowError(flow.name, step.id, "nowhere to connect the caller to")
         return Connect(speech=speech, language=language, seq=state.seq, destination=destination)
-    many = isinstance(step, CollectStep)
+    many = isinstance(step, (CollectStep, IdentifyStep))
     return Ask(
         speech=speech,
         language=flow.languages[state.lang],

@@ -10,6 +10,7 @@ from flows.model import (
     ConfirmStep,
     DecideStep,
     Flow,
+    IdentifyStep,
     MenuStep,
     RecordStep,
     ReturnStep,
@@ -25,7 +26,7 @@ def successors(step: Step) -> list[str]:
     """The steps ``step`` may go to next (a confirm's "back" depends on the call, so is not listed)."""
     if isinstance(step, (SayStep, DecideStep, RecordStep)):
         return [step.next]
-    if isinstance(step, (TransferStep, ReturnStep)):
+    if isinstance(step, (TransferStep, ReturnStep, IdentifyStep)):
         return [step.next, step.on_failure]
     if isinstance(step, MenuStep):
         return [c.next for c in step.choices.values()] + ([step.express] if step.express else [])

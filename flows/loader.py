@@ -24,6 +24,7 @@ from flows.model import (
     Decision,
     Flow,
     GoodbyeStep,
+    IdentifyStep,
     MenuStep,
     Prompt,
     Purpose,
@@ -168,6 +169,18 @@ def _step(step_id: str, s: Mapping[str, Any]) -> Step:
         return TransferStep(id=step_id, say=say, to=s["to"], next=s["next"], on_failure=s["on_failure"])
     if kind == ReturnStep.kind:
         return ReturnStep(id=step_id, say=say, next=s["next"], on_failure=s["on_failure"])
+    if kind == IdentifyStep.kind:
+        return IdentifyStep(
+            id=step_id,
+            say=say,
+            ask_account=_prompt(s["ask_account"]),
+            ask_pin=_prompt(s["ask_pin"]),
+            unknown_account=_prompt(s["unknown_account"]),
+            wrong_pin=_prompt(s["wrong_pin"]),
+            next=s["next"],
+            on_failure=s["on_failure"],
+            retry=_retry(s),
+        )
     if kind == DecideStep.kind:
         return DecideStep(id=step_id, say=say, next=s["next"])
     if kind == GoodbyeStep.kind:
@@ -224,6 +237,9 @@ def _all_prompts(flow: Flow) -> Iterator[tuple[str, Prompt]]:
             yield f"purpose {key!r} {part}", getattr(purpose, part)
     for step in flow.steps.values():
         yield f"step {step.id!r}", step.say
+        if isinstance(step, IdentifyStep):
+            for part in ("ask_account", "ask_pin", "unknown_account", "wrong_pin"):
+                yield f"step {step.id!r} {part}", getattr(step, part)
         retry = getattr(step, "retry", None)
         for part in ("on_invalid", "on_no_input"):
             prompt = getattr(retry, part, None)

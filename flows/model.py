@@ -12,6 +12,17 @@ from enum import StrEnum
 from typing import ClassVar
 
 __all__ = [
+    "Progress",
+    "SubjectKind",
+    "PinVerdict",
+    "PinChecked",
+    "Pending",
+    "IdentifyStep",
+    "FindCustomer",
+    "EffectResult",
+    "Effect",
+    "CustomerLookup",
+    "CheckPin",
     "TransferStep",
     "ReturnStep",
     "RecordingFact",
@@ -74,6 +85,19 @@ class Identification(StrEnum):
     """How the subject of a decision was identified."""
 
     ANI = "ani"  # caller ID only, unverified
+    ANI_PIN = "ani_pin"  # caller ID matched a customer, who then gave their PIN
+    ACCOUNT_PIN = "account_pin"  # account number and PIN typed by the caller
+
+
+class SubjectKind(StrEnum):
+    PHONE = "phone"  # an E.164 number: who called
+    CUSTOMER = "customer"  # an account number: the identified customer
+
+
+class PinVerdict(StrEnum):
+    OK = "ok"
+    WRONG = "wrong"
+    LOCKED = "locked"  # too many wrong PINs lately: entry refused whatever was typed
 
 
 class KeypressOutcome(StrEnum):
@@ -238,6 +262,28 @@ class ReturnStep:
 
 
 @dataclass(frozen=True)
+class IdentifyStep:
+    """Binds the call to a customer: caller ID plus PIN, or account number plus PIN.
+
+    The service looks customers up and checks PINs (the engine asks it to, see
+    ``FindCustomer`` and ``CheckPin``); PIN digits never enter the call state or the
+    evidence.
+    """
+
+    kind: ClassVar[str] = "identify"
+    id: str
+    say: Prompt
+    ask_account: Prompt
+    ask_pin: Prompt
+    unknown_account: Prompt
+    wrong_pin: Prompt
+    next: str
+    on_failure: str
+    retry: Retry = Retry()
+    finish_on_key: ClassVar[str] = "#"
+
+
+@dataclass(frozen=True)
 class GoodbyeStep:
     """Speaks its prompt and ends the call."""
 
@@ -255,9 +301,10 @@ Step = (
     | RecordStep
     | TransferStep
     | ReturnStep
+    | IdentifyStep
     | GoodbyeStep
 )
-WaitingStep = MenuStep | CollectStep | ConfirmStep | RecordStep
+WaitingStep = MenuStep | CollectStep | ConfirmStep | RecordStep | IdentifyStep
 
 
 @dataclass(frozen=True)
@@ -316,6 +363,9 @@ class CallState:
     channel: Channel = Channel.KEYPAD
     trail: tuple[str, ...] = ()
     recording_sid: str | None = None  # the statement backing a verbal decision
+    identify_phase: str | None = None  # "account" or "pin" while an identify step asks
+    customer: str | None = None  # the account number, once matched or identified
+    identification: Identification = Identification.ANI
     return_to: str | None = None  # where an agent-transferred caller goes back to
     agent: str | None = None  # the agent who transferred the caller in
     finished: bool = False
@@ -414,6 +464,41 @@ class Connect:
 Instruction = Ask | Record | Connect | End
 
 
+# --- requests to the service, and its answers ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class FindCustomer:
+    """Which customer has this phone number (only if exactly one) or this account number?"""
+
+    phone: str | None = None
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckPin:
+    """Is ``pin`` right for ``account``? (counted towards the account's lockout)"""
+
+    account: str
+    pin: str = field(repr=False)
+
+
+Effect = FindCustomer | CheckPin
+
+
+@dataclass(frozen=True)
+class CustomerLookup:
+    account: str | None  # None: no such customer (or no single one for that number)
+
+
+@dataclass(frozen=True)
+class PinChecked:
+    verdict: PinVerdict
+
+
+EffectResult = CustomerLookup | PinChecked
+
+
 # --- evidence facts ----------------------------------------------------------------------
 
 
@@ -439,6 +524,8 @@ class DecisionFact:
     raw_digits: str
     heard: str
     lang: str
+    subject: str
+    subject_kind: SubjectKind
     recording_sid: str | None = None
     agent: str | None = None
 
@@ -484,3 +571,21 @@ class Outcome:
     @property
     def decides(self) -> bool:
         return any(isinstance(f, DecisionFact) for f in self.facts)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The engine needs the service to look something up before it can answer the caller.
+
+    The service performs ``effect`` and hands the answer to ``engine.resume``; ``speech``
+    is what has been said so far and will be said with the answer.
+    """
+
+    state: CallState
+    effect: Effect
+    facts: tuple[Fact, ...] = ()
+    speech: tuple[str, ...] = ()
+    event: Event | None = None  # the answer being checked (PIN digits withheld)
+
+
+Progress = Outcome | Pending

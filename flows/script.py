@@ -18,6 +18,7 @@ from flows.model import (
     DecideStep,
     Flow,
     GoodbyeStep,
+    IdentifyStep,
     MenuStep,
     Prompt,
     RecordStep,
@@ -38,6 +39,7 @@ _WHAT = {
     RecordStep.kind: "records what the caller says after the beep",
     TransferStep.kind: "connects the caller",
     ReturnStep.kind: "connects the caller back to the agent who transferred them",
+    IdentifyStep.kind: "confirms who the caller is (caller ID or account number, then PIN)",
     GoodbyeStep.kind: "says goodbye and hangs up",
 }
 
@@ -82,6 +84,11 @@ def _step_lines(flow: Flow, step: Step) -> list[str]:
         lines.append(f"  records up to {step.max_length_s} s; # or silence ends it; then -> {step.next}")
     if isinstance(step, TransferStep):
         lines.append(f"  to: {step.to}")
+    if isinstance(step, IdentifyStep):
+        lines.append("  caller ID of exactly one customer -> asks for the PIN; otherwise for the account number first")
+        for part in ("ask_account", "ask_pin", "unknown_account", "wrong_pin"):
+            lines.extend(_prompt_lines(part, getattr(step, part), indent=2))
+        lines.append(f"  PIN right -> {step.next}; attempts used up or PIN entry locked -> {step.on_failure}")
     if isinstance(step, (TransferStep, ReturnStep)):
         lines.append(f"  when the call ends -> {step.next}; if it cannot connect -> {step.on_failure}")
     if isinstance(step, MenuStep):

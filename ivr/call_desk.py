@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import structlog
 from redis.exceptions import RedisError
 
 from flows import engine
-from flows.model import CallStart, CallState, End, Event, Flow, Outcome
+from flows.model import CallStart, CallState, End, Event, Fact, Flow, Outcome, Pending, Progress
 from ivr.flow_catalog import FlowCatalog
+from ivr.identity import Identity
 from ivr.twiml import TwimlRenderer
 from storage.evidence import (
     CallEnding,
@@ -52,6 +54,7 @@ class CallDesk:
         renderer: TwimlRenderer,
     ) -> None:
         self._pool = pool
+        self._identity = Identity(pool)
         self._sessions = sessions
         self._flows = flows
         self._renderer = renderer
@@ -75,10 +78,13 @@ class CallDesk:
             log.error("unknown_flow_configured", flow=flow_name, call_sid=call.call_sid)
             return self.system_error()
         start = CallStart(call.call_sid, call.caller, call.dialed)
-        outcome = engine.start(flow, start, lang if lang in flow.languages else None)
         try:
             async with self._transaction() as conn:
                 await record_call(conn, call, flow)
+            outcome = await self._settle(flow, engine.start(flow, start, lang if lang in flow.languages else None))
+            if outcome.facts:
+                async with self._transaction() as conn:
+                    await record_facts(conn, outcome.state, outcome.facts, token)
         except STORAGE_ERRORS:
             log.exception("call_not_recorded", call_sid=call.call_sid)
             return self.system_error(flow)
@@ -94,11 +100,11 @@ class CallDesk:
             log.warning("unknown_call", call_sid=call_sid)
             return self.unknown_call()
         flow = await self._flow_of(state)
-        outcome = engine.advance(flow, state, event)
-        if outcome.stale:
-            log.info("stale_webhook", call_sid=call_sid, seq=event.seq, current=state.seq)
-            return self._renderer.render(outcome.instruction)
         try:
+            outcome = await self._settle(flow, engine.advance(flow, state, event))
+            if outcome.stale:
+                log.info("stale_webhook", call_sid=call_sid, seq=event.seq, current=state.seq)
+                return self._renderer.render(outcome.instruction)
             async with self._transaction() as conn:
                 await record_facts(conn, state, outcome.facts, token)
         except STORAGE_ERRORS:
@@ -128,6 +134,15 @@ class CallDesk:
 
     def unknown_call(self) -> str:
         return self._message(self._flows.default, "unknown_call", None)
+
+    async def _settle(self, flow: Flow, progress: Progress) -> Outcome:
+        """Answer whatever the engine asks (lookups, PIN checks) until it knows what to say."""
+        facts: tuple[Fact, ...] = ()
+        while isinstance(progress, Pending):
+            facts += progress.facts
+            result = await self._identity.resolve(progress.effect, progress.state.call_sid)
+            progress = engine.resume(flow, progress, result)
+        return replace(progress, facts=facts + progress.facts) if facts else progress
 
     async def _move(self, outcome: Outcome, *, expected_seq: int | None, token: str) -> str:
         answer = self._renderer.render(outcome.instruction)

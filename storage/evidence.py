@@ -144,13 +144,13 @@ async def _insert_decision(
         INSERT INTO consent_events (call_sid, seq, subject, purpose, action, channel, raw_digits,
                                     caller_number, dialed_number, identification,
                                     flow_name, flow_version, prompt_text, lang, idempotency_token,
-                                    recording_sid, agent)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                                    recording_sid, agent, subject_kind)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
         ON CONFLICT (call_sid, seq) DO NOTHING
         """,
         state.call_sid,
         fact.seq,
-        state.caller,  # the subject is the calling number until callers are identified
+        fact.subject,
         fact.purpose,
         fact.action.value,
         fact.channel.value,
@@ -165,6 +165,7 @@ async def _insert_decision(
         token,
         fact.recording_sid,
         fact.agent,
+        fact.subject_kind.value,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from flows.model import CallState, Channel, Decision
+from flows.model import CallState, Channel, Decision, Identification
 from storage.keys import CALL_SESSION_TTL_S, IDEMPOTENCY_TTL_S, idempotency_key, session_key
 
 __all__ = ["CallSessions", "decode_state", "encode_state"]
@@ -47,6 +47,7 @@ def decode_state(raw: str | bytes) -> CallState:
     if fields["action"] is not None:
         fields["action"] = Decision(fields["action"])
     fields["channel"] = Channel(fields["channel"])
+    fields["identification"] = Identification(fields["identification"])
     return CallState(**fields)
 
 

@@ -10,8 +10,17 @@ from flows import engine
 from pathlib import Path
 
 from flows.loader import builtin_flows, parse_toml
+from dataclasses import replace
+
 from flows.model import (
     Ask,
+    CheckPin,
+    CustomerLookup,
+    FindCustomer,
+    KeypressFact,
+    Pending,
+    PinChecked,
+    PinVerdict,
     CallStart,
     ConfirmStep,
     Connect,
@@ -27,7 +36,32 @@ from flows.model import (
 from storage.sessions import decode_state, encode_state
 
 FLOW = builtin_flows()["consent-line"]
-VERBAL = parse_toml((Path(__file__).parents[1] / "data" / "flows" / "verbal_test.toml").read_text())
+TEST_FLOWS = Path(__file__).parents[1] / "data" / "flows"
+VERBAL = parse_toml((TEST_FLOWS / "verbal_test.toml").read_text())
+IDENTIFY = parse_toml((TEST_FLOWS / "identify_test.toml").read_text())
+lookups = st.one_of(
+    st.builds(CustomerLookup, st.sampled_from([None, "1234567890"])),
+    st.builds(PinChecked, st.sampled_from(list(PinVerdict))),
+)
+
+
+def settle(flow, progress, data):
+    """Answer the engine's lookups with whatever the service might say."""
+    facts = ()
+    while isinstance(progress, Pending):
+        assert pin_is_withheld(progress)
+        facts += progress.facts
+        result = data.draw(lookups)
+        if isinstance(progress.effect, FindCustomer) and isinstance(result, PinChecked):
+            result = CustomerLookup("1234567890")
+        if isinstance(progress.effect, CheckPin) and isinstance(result, CustomerLookup):
+            result = PinChecked(PinVerdict.WRONG)
+        progress = engine.resume(flow, progress, result)
+    return replace(progress, facts=facts + progress.facts)
+
+
+def pin_is_withheld(pending) -> bool:
+    return not isinstance(pending.effect, CheckPin) or pending.event.digits == engine.PIN_WITHHELD
 CALL = CallStart(call_sid="CA" + "f" * 32, caller="+14155550123", dialed="+18445550100")
 
 keys = st.text(alphabet="0123456789*#", min_size=0, max_size=6)
@@ -51,16 +85,16 @@ def event_for(state_seq: int, given, skew: int) -> Event:
     return Digits(seq, given)
 
 
-@pytest.mark.parametrize("flow", [FLOW, VERBAL], ids=lambda f: f.name)
+@pytest.mark.parametrize("flow", [FLOW, VERBAL, IDENTIFY], ids=lambda f: f.name)
 @settings(max_examples=300, deadline=None)
-@given(steps=inputs)
-def test_any_input_leads_to_a_question_or_the_end_and_decisions_need_a_confirm(flow, steps) -> None:
-    outcome = engine.start(flow, CALL)
+@given(steps=inputs, data=st.data())
+def test_any_input_leads_to_a_question_or_the_end_and_decisions_need_a_confirm(flow, steps, data) -> None:
+    outcome = settle(flow, engine.start(flow, CALL), data)
     decisions = 0
     for keys_or_silence, skew in steps:
         before = outcome.state
         event = event_for(before.seq, keys_or_silence, skew)
-        outcome = engine.advance(flow, before, event)
+        outcome = settle(flow, engine.advance(flow, before, event), data)
 
         assert isinstance(outcome.instruction, (Ask, Record, Connect, End))
         assert outcome.state.seq >= before.seq
@@ -68,6 +102,9 @@ def test_any_input_leads_to_a_question_or_the_end_and_decisions_need_a_confirm(f
             assert outcome.state == before and outcome.facts == ()
             continue
         assert outcome.state.seq == before.seq + 1
+        for fact in outcome.facts:
+            if isinstance(fact, KeypressFact) and fact.step == "who" and before.identify_phase != "account":
+                assert fact.digits in ("", engine.PIN_WITHHELD)  # PIN digits never become evidence
         assert isinstance(outcome.instruction, End) == outcome.state.finished
         if not isinstance(outcome.instruction, End):
             assert outcome.instruction.seq == outcome.state.seq
@@ -78,6 +115,8 @@ def test_any_input_leads_to_a_question_or_the_end_and_decisions_need_a_confirm(f
             assert isinstance(event, Digits) and event.digits == ConfirmStep.confirm_key
             assert made[0].purpose == before.purpose and made[0].action == before.action
             assert made[0].heard == before.heard
+            if made[0].subject_kind == "customer":
+                assert made[0].identification in ("ani_pin", "account_pin")
         decisions += len(made)
     assert decisions <= 1  # the consent line ends after its one decision
 

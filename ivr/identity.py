@@ -1,0 +1,51 @@
+"""Answers to the engine's identification questions: customer lookups and PIN checks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from flows.model import CheckPin, CustomerLookup, Effect, EffectResult, FindCustomer, PinChecked, PinVerdict
+from ivr.pins import verify_pin
+from storage.customers import account_for_phone, customer, note_pin_check, recent_pin_failures
+
+__all__ = ["MAX_PIN_FAILURES", "PIN_LOCKOUT_S", "Identity"]
+
+# Five wrong PINs lock PIN entry on the account, across calls, for fifteen minutes:
+# a caller who mistypes can still succeed; a guesser gets 5 tries per quarter hour.
+MAX_PIN_FAILURES = 5
+PIN_LOCKOUT_S = 15 * 60
+
+
+class Identity:
+    """Looks customers up and checks PINs against their salted hashes."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def resolve(self, effect: Effect, call_sid: str) -> EffectResult:
+        if isinstance(effect, FindCustomer):
+            return await self._find(effect)
+        return await self._check_pin(effect, call_sid)
+
+    async def _find(self, query: FindCustomer) -> CustomerLookup:
+        async with self._pool.acquire() as conn:
+            if query.phone is not None:
+                return CustomerLookup(await account_for_phone(conn, query.phone))
+            found = await customer(conn, query.account or "")
+        return CustomerLookup(found.account_number if found else None)
+
+    async def _check_pin(self, check: CheckPin, call_sid: str) -> PinChecked:
+        async with self._pool.acquire() as conn, conn.transaction():
+            failures = await recent_pin_failures(conn, check.account, PIN_LOCKOUT_S)
+            if failures >= MAX_PIN_FAILURES:
+                await note_pin_check(conn, check.account, call_sid, ok=False)
+                return PinChecked(PinVerdict.LOCKED)
+            found = await customer(conn, check.account)
+            stored = found.pin_hash if found else None
+            ok = stored is not None and await asyncio.to_thread(verify_pin, check.pin, stored)
+            await note_pin_check(conn, check.account, call_sid, ok=ok)
+        if ok:
+            return PinChecked(PinVerdict.OK)
+        return PinChecked(PinVerdict.LOCKED if failures + 1 >= MAX_PIN_FAILURES else PinVerdict.WRONG)
