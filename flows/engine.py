@@ -10,8 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from flows.callers import is_withheld, keyed_number
 from flows.model import (
     AbandonFact,
+    NoticeFact,
+    NumberStep,
+    OpenRequest,
+    RequestOpened,
+    RequestStep,
     CheckPin,
     CustomerLookup,
     EffectResult,
@@ -108,19 +114,21 @@ def advance(flow: Flow, state: CallState, event: Event) -> Progress:
 def resume(flow: Flow, pending: Pending, result: EffectResult) -> Progress:
     """Carry on after the service answered what ``pending`` asked (a lookup, a PIN check)."""
     step = flow.steps[pending.state.step]
-    if not isinstance(step, IdentifyStep):
-        raise FlowError(flow.name, step.id, "nothing was waiting for an answer here")
-    if isinstance(result, CustomerLookup):
+    if isinstance(step, RequestStep) and isinstance(result, RequestOpened):
+        return _request_opened(flow, pending, step, result)
+    if isinstance(step, IdentifyStep) and isinstance(result, CustomerLookup):
         return _customer_found(flow, pending, step, result)
-    return _pin_checked(flow, pending, step, result)
+    if isinstance(step, IdentifyStep) and isinstance(result, PinChecked):
+        return _pin_checked(flow, pending, step, result)
+    raise FlowError(flow.name, step.id, f"nothing here was waiting for {type(result).__name__}")
 
 
 def replay(flow: Flow, state: CallState) -> Instruction:
     """What the caller is hearing now, rebuilt word for word from the state."""
     language = flow.languages[state.lang]
     if state.finished:
-        return End(speech=(state.heard,), language=language)
-    return _ask(flow, state, (state.heard,))
+        return End(speech=state.spoken, language=language)
+    return _ask(flow, state, state.spoken)
 
 
 def hang_up(flow: Flow, state: CallState) -> tuple[Fact, ...]:
@@ -153,7 +161,8 @@ def _answer_menu(flow: Flow, state: CallState, step: Step, event: Event) -> Prog
         return _repeat(flow, state, step, event)
     if choice is None:
         return _retry(flow, state, step, event, KeypressOutcome.INVALID)
-    return _follow(flow, state, step, event, choice, Channel.KEYPAD, fresh_trail=choice.purpose is not None)
+    fresh = choice.purpose is not None or choice.request is not None
+    return _follow(flow, state, step, event, choice, Channel.KEYPAD, fresh_trail=fresh)
 
 
 def _express(flow: Flow, state: CallState, step: MenuStep, event: Digits) -> Progress:
@@ -208,6 +217,9 @@ def _answer_confirm(flow: Flow, state: CallState, step: Step, event: Event) -> P
 def _answer_record(flow: Flow, state: CallState, step: Step, event: Event) -> Progress:
     """A statement was recorded (or nothing was said): keep it, then go on."""
     assert isinstance(step, RecordStep)
+    if isinstance(event, NoInput) and step.optional:
+        skipped = replace(state, seq=state.seq + 1, attempts=0)
+        return _enter(flow, skipped, step.next, facts=(_keypress(state, event, KeypressOutcome.NO_INPUT),))
     if isinstance(event, NoInput):
         return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
     if not isinstance(event, Recorded):
@@ -222,6 +234,13 @@ def _answer_record(flow: Flow, state: CallState, step: Step, event: Event) -> Pr
         heard=state.heard,
         lang=state.lang,
     )
+    if event.ended_by == HUNG_UP:
+        # The caller left mid-statement: the recording is kept, nothing follows from it,
+        # and the call stays at this step, so its ending is marked abandoned here.
+        return Outcome(replace(state, seq=state.seq + 1), End((), flow.languages[state.lang]), (fact,))
+    if event.duration_s < step.min_length_s:
+        kept = _retry(flow, state, step, NoInput(event.seq), KeypressOutcome.NO_INPUT)
+        return replace(kept, facts=(fact,) + kept.facts) if isinstance(kept, Outcome) else kept
     moved = replace(
         state,
         seq=state.seq + 1,
@@ -231,6 +250,9 @@ def _answer_record(flow: Flow, state: CallState, step: Step, event: Event) -> Pr
         trail=state.trail + (f"[recording {event.recording_sid}]",),
     )
     return _enter(flow, moved, step.next, facts=(fact,))
+
+
+HUNG_UP = "hangup"  # how Twilio reports a <Record> ended by the caller hanging up
 
 
 # Dial and queue results after which the caller was (or no longer needs to be) connected.
@@ -311,6 +333,30 @@ def _pin_checked(flow: Flow, pending: Pending, step: IdentifyStep, checked: PinC
     return _enter(flow, moved, step.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
 
 
+def _answer_number(flow: Flow, state: CallState, step: Step, event: Event) -> Progress:
+    assert isinstance(step, NumberStep)
+    if isinstance(event, NoInput):
+        return _retry(flow, state, step, event, KeypressOutcome.NO_INPUT)
+    if not isinstance(event, Digits):
+        return _unexpected(flow, state)
+    number = keyed_number(event.digits)
+    if number is None:
+        return _retry(flow, state, step, event, KeypressOutcome.INVALID)
+    moved = replace(_accepted(state, event), subject_phone=number, identification=Identification.KEYED_NUMBER)
+    return _enter(flow, moved, step.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+
+
+def _needs_number(state: CallState) -> bool:
+    identified = state.identification is not Identification.ANI
+    return is_withheld(state.caller) and not identified
+
+
+def _request_opened(flow: Flow, pending: Pending, step: RequestStep, opened: RequestOpened) -> Progress:
+    state = replace(pending.state, reference=opened.reference)
+    spoken = pending.speech + (_say(flow, state, step.say),)
+    return _enter(flow, state, step.next, pending.facts, spoken)
+
+
 def _unidentified(state: CallState) -> CallState:
     return replace(state, identify_phase=None, customer=None, identification=Identification.ANI)
 
@@ -319,7 +365,7 @@ def _question_asked(
     flow: Flow, state: CallState, step: IdentifyStep, spoken: tuple[str, ...], facts: tuple[Fact, ...]
 ) -> Outcome:
     speech = spoken + (_say(flow, state, _question(step, state)),)
-    state = replace(state, heard=" ".join(speech))
+    state = replace(state, spoken=speech)
     return Outcome(state, _ask(flow, state, speech), facts)
 
 
@@ -332,6 +378,7 @@ def _question(step: WaitingStep, state: CallState) -> Prompt:
 
 _ANSWERS: dict[str, Callable[[Flow, CallState, Step, Event], Progress]] = {
     IdentifyStep.kind: _answer_identify,
+    NumberStep.kind: _answer_number,
     MenuStep.kind: _answer_menu,
     CollectStep.kind: _answer_collect,
     ConfirmStep.kind: _answer_confirm,
@@ -357,7 +404,11 @@ def _follow(
         # A new choice begins: from here, its keys are the evidence trail.
         moved = replace(moved, action=None, trail=(_typed(event),))
     if choice.purpose is not None:
-        moved = replace(moved, purpose=choice.purpose)
+        moved = replace(moved, purpose=choice.purpose, request_type=None)
+    if choice.request is not None:
+        moved = replace(moved, request_type=choice.request, purpose=None, action=None, recording_sid=None)
+    if choice.lang is not None:
+        moved = replace(moved, lang=choice.lang.get(state.lang, state.lang))
     if choice.action is not None:
         moved = replace(moved, action=choice.action, chosen_at=step.id)
     return _enter(flow, moved, choice.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
@@ -376,7 +427,7 @@ def _repeat(flow: Flow, state: CallState, step: WaitingStep, event: Digits) -> O
     """``*``: say the question again; a request, not a mistake, so no attempt is used."""
     moved = replace(state, seq=state.seq + 1)
     speech = (_say(flow, moved, step.say),)
-    moved = replace(moved, heard=" ".join(speech))
+    moved = replace(moved, spoken=speech)
     return Outcome(moved, _ask(flow, moved, speech), (_keypress(state, event, KeypressOutcome.VALID),))
 
 
@@ -404,7 +455,7 @@ def _retry(
     own = step.retry.on_no_input if outcome is KeypressOutcome.NO_INPUT else step.retry.on_invalid
     apology = apology or own or flow.messages[outcome.value]
     speech = (_say(flow, moved, apology), _say(flow, moved, _question(step, moved)))
-    moved = replace(moved, heard=" ".join(speech))
+    moved = replace(moved, spoken=speech)
     return Outcome(moved, _ask(flow, moved, speech), (fact,))
 
 
@@ -426,10 +477,13 @@ def _keypress(state: CallState, event: Event, outcome: KeypressOutcome) -> Keypr
 
 
 def _enter(
-    flow: Flow, state: CallState, step_id: str | None, facts: tuple[Fact, ...] = ()
+    flow: Flow,
+    state: CallState,
+    step_id: str | None,
+    facts: tuple[Fact, ...] = (),
+    spoken: tuple[str, ...] = (),
 ) -> Progress:
     """Walk from ``step_id`` through steps that need no input, collecting what is said."""
-    spoken: tuple[str, ...] = ()
     for _ in range(MAX_CHAINED_STEPS):
         if step_id is None or step_id not in flow.steps:
             raise FlowError(flow.name, state.step, f"no step {step_id!r} to go to")
@@ -443,11 +497,22 @@ def _enter(
         if isinstance(step, IdentifyStep) and state.identification is not Identification.ANI:
             step_id = step.next  # already identified on this call
             continue
+        if isinstance(step, NumberStep) and not _needs_number(state):
+            step_id = step.next  # the caller ID (or the identified customer) is the subject
+            continue
+        if isinstance(step, RequestStep):
+            assert state.request_type is not None, "a request step needs a request choice first"
+            return Pending(state, OpenRequest(state.request_type, state.recording_sid), facts, spoken)
         spoken += (_say(flow, state, step.say),)
         if isinstance(step, IdentifyStep):
             state = replace(state, identify_phase=None, customer=None, attempts=0)
+            if is_withheld(state.caller):  # no caller ID to match: ask for the account
+                state = replace(state, identify_phase=_ACCOUNT)
+                return _question_asked(flow, state, step, spoken, facts)
             return Pending(state, FindCustomer(phone=state.caller), facts, spoken)
         if isinstance(step, SayStep):
+            if step.notice is not None:
+                facts += (NoticeFact(state.seq, step.id, step.notice, spoken[-1], state.lang),)
             step_id = step.next
         elif isinstance(step, DecideStep):
             facts += (_decision(flow, state, step),)
@@ -455,7 +520,7 @@ def _enter(
         elif isinstance(step, GoodbyeStep):
             return _finish(flow, state, spoken, facts)
         else:
-            state = replace(state, heard=" ".join(spoken))
+            state = replace(state, spoken=spoken)
             return Outcome(state, _ask(flow, state, spoken), facts)
     raise FlowError(flow.name, state.step, "too many steps without a question")
 
@@ -464,6 +529,10 @@ def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
     if state.purpose is None or state.action is None:
         raise FlowError(flow.name, step.id, "reached a decision with no pending choice")
     identified = state.customer is not None and state.identification is not Identification.ANI
+    subject = state.customer if identified else (state.subject_phone or state.caller)
+    if subject is None or (not identified and state.subject_phone is None and is_withheld(state.caller)):
+        raise FlowError(flow.name, step.id, "a decision needs a subject: identify or ask for the number first")
+    purpose = flow.purposes[state.purpose]
     return DecisionFact(
         seq=state.seq - 1,  # the confirming keypress
         step=step.id,
@@ -474,17 +543,18 @@ def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
         raw_digits=",".join(state.trail),
         heard=state.heard,
         lang=state.lang,
-        subject=state.customer if identified else state.caller,
+        subject=subject,
         subject_kind=SubjectKind.CUSTOMER if identified else SubjectKind.PHONE,
         recording_sid=state.recording_sid,
         agent=state.agent,
+        honor_business_days=purpose.honor_business_days if state.action is Decision.REVOKE else None,
     )
 
 
 def _finish(
     flow: Flow, state: CallState, spoken: tuple[str, ...], facts: tuple[Fact, ...]
 ) -> Outcome:
-    state = replace(state, finished=True, heard=" ".join(spoken))
+    state = replace(state, finished=True, spoken=spoken)
     return Outcome(state, End(speech=spoken, language=flow.languages[state.lang]), facts)
 
 
@@ -506,7 +576,7 @@ def _ask(flow: Flow, state: CallState, speech: tuple[str, ...]) -> Instruction:
         if destination is None:
             raise FlowError(flow.name, step.id, "nowhere to connect the caller to")
         return Connect(speech=speech, language=language, seq=state.seq, destination=destination)
-    many = isinstance(step, (CollectStep, IdentifyStep))
+    many = isinstance(step, (CollectStep, IdentifyStep, NumberStep))
     return Ask(
         speech=speech,
         language=flow.languages[state.lang],
@@ -519,9 +589,13 @@ def _ask(flow: Flow, state: CallState, speech: tuple[str, ...]) -> Instruction:
 
 def _say(flow: Flow, state: CallState, prompt: Prompt) -> str:
     fields: dict[str, str] = {}
+    if state.reference is not None:
+        fields["reference"] = " ".join(state.reference)  # read out digit by digit
     if state.purpose is not None:
         purpose = flow.purposes[state.purpose]
         fields["purpose"] = purpose.label.text(state.lang)
+        if purpose.statement is not None:
+            fields["statement"] = purpose.statement.text(state.lang)
         if state.action is not None:
             fields["choice"] = purpose.describe(Decision(state.action)).text(state.lang)
     return prompt.text(state.lang, **fields)

@@ -12,7 +12,9 @@ from flows.model import (
     Flow,
     IdentifyStep,
     MenuStep,
+    NumberStep,
     RecordStep,
+    RequestStep,
     ReturnStep,
     SayStep,
     Step,
@@ -24,7 +26,7 @@ __all__ = ["in_call_order", "successors"]
 
 def successors(step: Step) -> list[str]:
     """The steps ``step`` may go to next (a confirm's "back" depends on the call, so is not listed)."""
-    if isinstance(step, (SayStep, DecideStep, RecordStep)):
+    if isinstance(step, (SayStep, DecideStep, RecordStep, NumberStep, RequestStep)):
         return [step.next]
     if isinstance(step, (TransferStep, ReturnStep, IdentifyStep)):
         return [step.next, step.on_failure]

@@ -26,9 +26,11 @@ from flows.model import (
     GoodbyeStep,
     IdentifyStep,
     MenuStep,
+    NumberStep,
     Prompt,
     Purpose,
     RecordStep,
+    RequestStep,
     Retry,
     ReturnStep,
     SayStep,
@@ -48,7 +50,7 @@ __all__ = [
 
 # Flow-wide messages every definition must provide, in every language.
 REQUIRED_MESSAGES = ("invalid", "no_input", "too_many_attempts", "system_error", "unknown_call")
-TEMPLATE_FIELDS = frozenset({"choice", "purpose"})
+TEMPLATE_FIELDS = frozenset({"choice", "purpose", "statement", "reference"})
 # Logical places a transfer step may send a caller; the deployment says where each is.
 DESTINATIONS = frozenset({"agents"})
 MAX_RECORDING_S = 3600  # Twilio's own <Record maxLength> ceiling
@@ -121,14 +123,26 @@ def _prompt(texts: Mapping[str, str]) -> Prompt:
 
 
 def _purpose(key: str, p: Mapping[str, Any]) -> Purpose:
+    honor = p.get("honor_business_days")
     return Purpose(
-        key=key, label=_prompt(p["label"]), grant=_prompt(p["grant"]), revoke=_prompt(p["revoke"])
+        key=key,
+        label=_prompt(p["label"]),
+        grant=_prompt(p["grant"]),
+        revoke=_prompt(p["revoke"]),
+        statement=_prompt(p["statement"]) if "statement" in p else None,
+        honor_business_days=int(honor) if honor is not None else None,
     )
 
 
 def _choice(c: Mapping[str, Any]) -> Choice:
     action = c.get("action")
-    return Choice(next=c["next"], purpose=c.get("purpose"), action=Decision(action) if action else None)
+    return Choice(
+        next=c["next"],
+        purpose=c.get("purpose"),
+        action=Decision(action) if action else None,
+        request=c.get("request"),
+        lang=dict(c["lang"]) if "lang" in c else None,
+    )
 
 
 def _retry(s: Mapping[str, Any]) -> Retry:
@@ -145,7 +159,7 @@ def _step(step_id: str, s: Mapping[str, Any]) -> Step:
     kind = s["kind"]
     say = _prompt(s["say"])
     if kind == SayStep.kind:
-        return SayStep(id=step_id, say=say, next=s["next"])
+        return SayStep(id=step_id, say=say, next=s["next"], notice=s.get("notice"))
     if kind == MenuStep.kind:
         choices = {str(key): _choice(c) for key, c in s["choices"].items()}
         return MenuStep(id=step_id, say=say, choices=choices, express=s.get("express"), retry=_retry(s))
@@ -163,8 +177,18 @@ def _step(step_id: str, s: Mapping[str, Any]) -> Step:
         return ConfirmStep(id=step_id, say=say, yes=s["yes"], retry=_retry(s))
     if kind == RecordStep.kind:
         return RecordStep(
-            id=step_id, say=say, next=s["next"], max_length_s=int(s.get("max_length_s", 120)), retry=_retry(s)
+            id=step_id,
+            say=say,
+            next=s["next"],
+            max_length_s=int(s.get("max_length_s", 120)),
+            min_length_s=int(s.get("min_length_s", 1)),
+            optional=bool(s.get("optional", False)),
+            retry=_retry(s),
         )
+    if kind == NumberStep.kind:
+        return NumberStep(id=step_id, say=say, next=s["next"], retry=_retry(s))
+    if kind == RequestStep.kind:
+        return RequestStep(id=step_id, say=say, next=s["next"])
     if kind == TransferStep.kind:
         return TransferStep(id=step_id, say=say, to=s["to"], next=s["next"], on_failure=s["on_failure"])
     if kind == ReturnStep.kind:
@@ -224,6 +248,9 @@ def _problems(flow: Flow) -> Iterator[str]:
         for key, choice in _choices(step).items():
             if choice.purpose is not None and choice.purpose not in flow.purposes:
                 yield f"step {step.id!r}: choice {key!r} names unknown purpose {choice.purpose!r}"
+            for source, target in (choice.lang or {}).items():
+                if source not in flow.languages or target not in flow.languages:
+                    yield f"step {step.id!r}: choice {key!r} switches {source!r} to {target!r}: unknown language"
     unreachable = set(flow.steps) - {step.id for step in in_call_order(flow)}
     for step_id in sorted(unreachable):
         yield f"step {step_id!r} is unreachable from {flow.start!r}"
@@ -233,8 +260,9 @@ def _all_prompts(flow: Flow) -> Iterator[tuple[str, Prompt]]:
     for key, prompt in flow.messages.items():
         yield f"message {key!r}", prompt
     for key, purpose in flow.purposes.items():
-        for part in ("label", "grant", "revoke"):
-            yield f"purpose {key!r} {part}", getattr(purpose, part)
+        for part in ("label", "grant", "revoke", "statement"):
+            if getattr(purpose, part) is not None:
+                yield f"purpose {key!r} {part}", getattr(purpose, part)
     for step in flow.steps.values():
         yield f"step {step.id!r}", step.say
         if isinstance(step, IdentifyStep):

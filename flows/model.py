@@ -12,6 +12,11 @@ from enum import StrEnum
 from typing import ClassVar
 
 __all__ = [
+    "RequestStep",
+    "RequestOpened",
+    "OpenRequest",
+    "NumberStep",
+    "NoticeFact",
     "Progress",
     "SubjectKind",
     "PinVerdict",
@@ -87,6 +92,7 @@ class Identification(StrEnum):
     ANI = "ani"  # caller ID only, unverified
     ANI_PIN = "ani_pin"  # caller ID matched a customer, who then gave their PIN
     ACCOUNT_PIN = "account_pin"  # account number and PIN typed by the caller
+    KEYED_NUMBER = "keyed_number"  # caller ID withheld; the caller typed the number, unverified
 
 
 class SubjectKind(StrEnum):
@@ -131,6 +137,8 @@ class Purpose:
     label: Prompt
     grant: Prompt
     revoke: Prompt
+    statement: Prompt | None = None  # what a caller says to consent verbally ({statement})
+    honor_business_days: int | None = None  # a revocation must be honored within this many
 
     def describe(self, action: Decision) -> Prompt:
         return self.grant if action is Decision.GRANT else self.revoke
@@ -143,16 +151,23 @@ class Choice:
     next: str
     purpose: str | None = None
     action: Decision | None = None
+    request: str | None = None  # a request type (removal of referral data, forum posts…)
+    lang: Mapping[str, str] | None = None  # language switch: from the call's language to another
 
 
 @dataclass(frozen=True)
 class SayStep:
-    """Speaks its prompt and moves on; chained into the next prompt so callers can barge in."""
+    """Speaks its prompt and moves on; chained into the next prompt so callers can barge in.
+
+    A step that gives a legal notice names it (``notice = "cpni"``): the fact that the
+    caller heard it, in those words, becomes evidence (the CPNI opt-out clock starts there).
+    """
 
     kind: ClassVar[str] = "say"
     id: str
     say: Prompt
     next: str
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,8 +249,36 @@ class RecordStep:
     say: Prompt
     next: str
     max_length_s: int = 120
+    min_length_s: int = 1  # anything shorter is no statement (kept, but asked again)
+    optional: bool = False  # silence skips it instead of asking again
     retry: Retry = Retry()
     finish_on_key: ClassVar[str] = "#"
+
+
+@dataclass(frozen=True)
+class NumberStep:
+    """Asks for the phone number a decision is for, only when the caller ID is withheld.
+
+    A withheld or unusable caller ID never becomes a subject; such a caller can still
+    revoke (or opt in) for a number they key in.
+    """
+
+    kind: ClassVar[str] = "number"
+    id: str
+    say: Prompt
+    next: str
+    retry: Retry = Retry()
+    finish_on_key: ClassVar[str] = "#"
+
+
+@dataclass(frozen=True)
+class RequestStep:
+    """Opens the pending request for staff to work through; its words carry ``{reference}``."""
+
+    kind: ClassVar[str] = "request"
+    id: str
+    say: Prompt
+    next: str
 
 
 @dataclass(frozen=True)
@@ -302,9 +345,11 @@ Step = (
     | TransferStep
     | ReturnStep
     | IdentifyStep
+    | NumberStep
+    | RequestStep
     | GoodbyeStep
 )
-WaitingStep = MenuStep | CollectStep | ConfirmStep | RecordStep | IdentifyStep
+WaitingStep = MenuStep | CollectStep | ConfirmStep | RecordStep | IdentifyStep | NumberStep
 
 
 @dataclass(frozen=True)
@@ -343,8 +388,9 @@ class CallState:
 
     ``seq`` counts the inputs the call has accepted; each prompt's action URL carries
     it, so a stale or duplicated webhook is recognised instead of moving the call.
-    ``heard`` is the exact text of the prompt now playing: the evidence of what the
-    caller heard before their next key.
+    ``spoken`` is exactly what is playing now, utterance by utterance: ``heard`` (its
+    text) is the evidence of what the caller heard before their next key, and a
+    replay renders it word for word.
     """
 
     call_sid: str
@@ -356,7 +402,7 @@ class CallState:
     step: str
     seq: int = 0
     attempts: int = 0
-    heard: str = ""
+    spoken: tuple[str, ...] = ()
     purpose: str | None = None
     action: Decision | None = None
     chosen_at: str | None = None
@@ -366,9 +412,16 @@ class CallState:
     identify_phase: str | None = None  # "account" or "pin" while an identify step asks
     customer: str | None = None  # the account number, once matched or identified
     identification: Identification = Identification.ANI
+    subject_phone: str | None = None  # a number keyed in by a caller whose ID is withheld
+    request_type: str | None = None
+    reference: str | None = None  # of the request opened on this call
     return_to: str | None = None  # where an agent-transferred caller goes back to
     agent: str | None = None  # the agent who transferred the caller in
     finished: bool = False
+
+    @property
+    def heard(self) -> str:
+        return " ".join(self.spoken)
 
 
 # --- events --------------------------------------------------------------------------
@@ -483,7 +536,15 @@ class CheckPin:
     pin: str = field(repr=False)
 
 
-Effect = FindCustomer | CheckPin
+@dataclass(frozen=True)
+class OpenRequest:
+    """Open a request of ``request_type`` for staff (``recording_sid``: the caller's description)."""
+
+    request_type: str
+    recording_sid: str | None
+
+
+Effect = FindCustomer | CheckPin | OpenRequest
 
 
 @dataclass(frozen=True)
@@ -496,7 +557,12 @@ class PinChecked:
     verdict: PinVerdict
 
 
-EffectResult = CustomerLookup | PinChecked
+@dataclass(frozen=True)
+class RequestOpened:
+    reference: str  # digits the caller can write down and quote
+
+
+EffectResult = CustomerLookup | PinChecked | RequestOpened
 
 
 # --- evidence facts ----------------------------------------------------------------------
@@ -528,6 +594,7 @@ class DecisionFact:
     subject_kind: SubjectKind
     recording_sid: str | None = None
     agent: str | None = None
+    honor_business_days: int | None = None  # for revocations that must be honored by a deadline
 
 
 @dataclass(frozen=True)
@@ -552,11 +619,22 @@ class ConnectFact:
 
 
 @dataclass(frozen=True)
+class NoticeFact:
+    """The caller heard notice ``notice`` in these words (``seq``: the prompt it was part of)."""
+
+    seq: int
+    step: str
+    notice: str
+    text: str
+    lang: str
+
+
+@dataclass(frozen=True)
 class AbandonFact:
     step: str
 
 
-Fact = KeypressFact | DecisionFact | RecordingFact | ConnectFact | AbandonFact
+Fact = KeypressFact | DecisionFact | RecordingFact | ConnectFact | NoticeFact | AbandonFact
 
 
 @dataclass(frozen=True)

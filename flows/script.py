@@ -20,8 +20,10 @@ from flows.model import (
     GoodbyeStep,
     IdentifyStep,
     MenuStep,
+    NumberStep,
     Prompt,
     RecordStep,
+    RequestStep,
     ReturnStep,
     SayStep,
     Step,
@@ -40,6 +42,8 @@ _WHAT = {
     TransferStep.kind: "connects the caller",
     ReturnStep.kind: "connects the caller back to the agent who transferred them",
     IdentifyStep.kind: "confirms who the caller is (caller ID or account number, then PIN)",
+    NumberStep.kind: "asks which phone number this is for (only when the caller ID is withheld)",
+    RequestStep.kind: "opens the request for staff and reads out its reference number",
     GoodbyeStep.kind: "says goodbye and hangs up",
 }
 
@@ -61,6 +65,10 @@ def render_script(flow: Flow) -> str:
         lines.extend(_prompt_lines("label", purpose.label, indent=4))
         lines.extend(_prompt_lines("grant", purpose.grant, indent=4))
         lines.extend(_prompt_lines("revoke", purpose.revoke, indent=4))
+        if purpose.statement is not None:
+            lines.extend(_prompt_lines("statement", purpose.statement, indent=4))
+        if purpose.honor_business_days is not None:
+            lines.append(f"    a revocation is honored within {purpose.honor_business_days} business days")
     lines.append("")
     lines.append("MESSAGES")
     for key, prompt in flow.messages.items():
@@ -78,10 +86,15 @@ def _in_call_order(flow: Flow) -> Iterator[Step]:
 def _step_lines(flow: Flow, step: Step) -> list[str]:
     lines = [f"[{step.id}] {_WHAT[step.kind]}"]
     lines.extend(_prompt_lines("says", step.say, indent=2))
-    if isinstance(step, (SayStep, DecideStep)):
+    if isinstance(step, SayStep) and step.notice:
+        lines.append(f"  kept as evidence: notice {step.notice!r} given, in these words")
+    if isinstance(step, (SayStep, DecideStep, NumberStep, RequestStep)):
         lines.append(f"  then -> {step.next}")
     if isinstance(step, RecordStep):
-        lines.append(f"  records up to {step.max_length_s} s; # or silence ends it; then -> {step.next}")
+        lines.append(
+            f"  records {step.min_length_s} to {step.max_length_s} s; # or silence ends it; then -> {step.next}"
+            + ("; silence skips it" if step.optional else "")
+        )
     if isinstance(step, TransferStep):
         lines.append(f"  to: {step.to}")
     if isinstance(step, IdentifyStep):
@@ -117,7 +130,12 @@ def _step_lines(flow: Flow, step: Step) -> list[str]:
 
 
 def _describe(choice: Choice) -> str:
-    sets = [f"purpose={choice.purpose}" if choice.purpose else "", f"action={choice.action}" if choice.action else ""]
+    sets = [
+        f"purpose={choice.purpose}" if choice.purpose else "",
+        f"action={choice.action}" if choice.action else "",
+        f"request={choice.request}" if choice.request else "",
+        "language " + ", ".join(f"{a}->{b}" for a, b in choice.lang.items()) if choice.lang else "",
+    ]
     detail = ", ".join(part for part in sets if part)
     return choice.next + (f"  ({detail})" if detail else "")
 

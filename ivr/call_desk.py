@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from flows import engine
 from flows.model import CallStart, CallState, End, Event, Fact, Flow, Outcome, Pending, Progress
 from ivr.flow_catalog import FlowCatalog
-from ivr.identity import Identity
+from ivr.lookups import Lookups
 from ivr.twiml import TwimlRenderer
 from storage.evidence import (
     CallEnding,
@@ -54,7 +54,7 @@ class CallDesk:
         renderer: TwimlRenderer,
     ) -> None:
         self._pool = pool
-        self._identity = Identity(pool)
+        self._lookups = Lookups(pool)
         self._sessions = sessions
         self._flows = flows
         self._renderer = renderer
@@ -65,15 +65,16 @@ class CallDesk:
         """A call comes in: open its session and play the flow's first prompt.
 
         ``flow_name`` and ``lang`` come from the webhook URL configured on the number
-        (``/twilio/voice?flow=…&lang=…``); without them, the default flow in its default
-        language answers.
+        (``/twilio/voice?flow=…&lang=…``); without a flow name, the dialed number's flow
+        (``IVR_NUMBER_FLOWS``) or the default flow answers, in its default language
+        unless ``lang`` says otherwise.
         """
         state, answered = await self._sessions.load(call.call_sid, token)
         if answered is not None:
             return answered
         if state is not None:  # Twilio asked again for a call already under way
             return self._renderer.render(engine.replay(await self._flow_of(state), state))
-        flow = self._flows.named(flow_name) if flow_name else self._flows.default
+        flow = self._flows.for_call(flow_name, call.dialed)
         if flow is None:
             log.error("unknown_flow_configured", flow=flow_name, call_sid=call.call_sid)
             return self.system_error()
@@ -140,7 +141,7 @@ class CallDesk:
         facts: tuple[Fact, ...] = ()
         while isinstance(progress, Pending):
             facts += progress.facts
-            result = await self._identity.resolve(progress.effect, progress.state.call_sid)
+            result = await self._lookups.resolve(progress.effect, progress.state)
             progress = engine.resume(flow, progress, result)
         return replace(progress, facts=facts + progress.facts) if facts else progress
 

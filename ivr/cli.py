@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -18,11 +19,13 @@ from flows.model import Flow
 from flows.script import render_script
 from ivr import keys
 from ivr.app import create_app
+from ivr.customer_import import parse_customers, with_hashed_pins
 from ivr.flow_catalog import DEFAULT_FLOW, deployed_flows
 from ivr.logs import configure_logging
 from ivr.resources import postgres_ctx, postgres_server_ctx
 from ivr.routes import STATUS_PATH, VOICE_PATH
 from ivr.settings import ConfigError, Settings
+from storage.customers import upsert_customer
 from ivr.simulator import SILENCE, FakeTwilio, Twiml, simulate_call
 
 __all__ = ["main"]
@@ -130,16 +133,51 @@ def simulate(url: str | None, flow_name: str | None, lang: str | None, caller: s
         raise click.ClickException(f"cannot reach {base_url}: {exc}") from None
 
 
-async def _migrate(settings: Settings) -> list[str]:
+@main.group()
+def customers() -> None:
+    """The customer directory used to identify callers."""
+
+
+@customers.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def customers_import(path: Path) -> None:
+    """Load customers from a CSV file (account_number,name,phones,pin); all rows or none."""
+    rows, problems = parse_customers(path.read_text(encoding="utf-8-sig"))
+    if problems:
+        for problem in problems:
+            click.echo(f"{path}: {problem}", err=True)
+        raise click.ClickException(f"nothing imported: {len(problems)} problem(s)")
+    settings = _load_settings(os.environ, need_twilio=False)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    loaded = with_hashed_pins(rows)
+
+    async def store() -> None:
+        async with _storage(settings) as app, app[keys.PG_POOL].acquire() as conn, conn.transaction():
+            for customer in loaded:
+                await upsert_customer(conn, customer)
+
+    asyncio.run(store())
+    with_pin = sum(1 for c in loaded if c.pin_hash)
+    click.echo(f"imported {len(loaded)} customer(s), {with_pin} with a PIN, from {path}")
+
+
+@contextlib.asynccontextmanager
+async def _storage(settings: Settings) -> AsyncIterator[web.Application]:
+    """Postgres alone, migrated (an embedded one is started and stopped if none is configured)."""
     app = web.Application()
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.extend([postgres_server_ctx, postgres_ctx])
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        return [f"{m.version:04d}_{m.name}" for m in app[keys.APPLIED_MIGRATIONS]]
+        yield app
     finally:
         await runner.cleanup()
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    async with _storage(settings) as app:
+        return [f"{m.version:04d}_{m.name}" for m in app[keys.APPLIED_MIGRATIONS]]
 
 
 def _load_settings(environ: Mapping[str, str], *, port: int = 8080, need_twilio: bool = True) -> Settings:

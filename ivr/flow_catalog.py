@@ -44,9 +44,19 @@ class FlowCatalog:
     it was stored before it was first served) and kept for the rest of those calls.
     """
 
-    def __init__(self, deployed: dict[str, Flow]) -> None:
+    def __init__(self, deployed: dict[str, Flow], number_flows: dict[str, str] | None = None) -> None:
         self._deployed = dict(deployed)
         self._by_version = {flow.version: flow for flow in deployed.values()}
+        self._number_flows = dict(number_flows or {})
+        unknown = sorted(set(self._number_flows.values()) - set(self._deployed))
+        if unknown:
+            raise FlowDefinitionError(", ".join(unknown), ["IVR_NUMBER_FLOWS names a flow that is not deployed"])
+
+    def for_call(self, flow_name: str | None, dialed: str) -> Flow | None:
+        """The flow the voice URL names, else the one for the dialed number, else the default."""
+        if flow_name:
+            return self.named(flow_name)
+        return self._deployed[self._number_flows.get(dialed, DEFAULT_FLOW)]
 
     @property
     def default(self) -> Flow:

@@ -72,12 +72,19 @@ def call_sid_of(form: Mapping[str, object]) -> str:
 
 
 def call_record_of(form: Mapping[str, object]) -> CallRecord:
+    """The call as we record it: ``caller`` is always the customer's side of the line.
+
+    On an inbound call that is ``From``; on a call we placed (``outbound-api``, e.g. a
+    prerecorded message offering the opt-out) it is ``To``.
+    """
+    direction = _field(form, "Direction") or "inbound"
+    ours, theirs = ("From", "To") if direction.startswith("outbound") else ("To", "From")
     return CallRecord(
         call_sid=call_sid_of(form),
         account_sid=_field(form, "AccountSid"),
-        caller=_field(form, "From"),
-        dialed=_field(form, "To"),
-        direction=_field(form, "Direction") or "inbound",
+        caller=_field(form, theirs),
+        dialed=_field(form, ours),
+        direction=direction,
     )
 
 

@@ -81,7 +81,8 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
             applied = await apply_migrations(conn)
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])
-        catalog = FlowCatalog(deployed_flows(app[keys.SETTINGS].flows_dir))
+        settings = app[keys.SETTINGS]
+        catalog = FlowCatalog(deployed_flows(settings.flows_dir), settings.number_flows)
         await catalog.register(pool)
         app[keys.APPLIED_MIGRATIONS] = applied
         app[keys.PG_POOL] = pool

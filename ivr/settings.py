@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -72,6 +73,23 @@ def _connect_target(value: str) -> str:
     return value
 
 
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_FLOW_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+def _number_flows(value: object) -> object:
+    """``+18005550100=telemarketing-opt-out,+18005550111=consent-line`` -> a dict."""
+    if not isinstance(value, str):
+        return value
+    mapping: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in value.split(","))):
+        number, _, flow = pair.partition("=")
+        if not _E164.match(number.strip()) or not _FLOW_NAME.match(flow.strip()):
+            raise ValueError(f"{pair!r} is not NUMBER=flow-name (an E.164 number, a flow name)")
+        mapping[number.strip()] = flow.strip()
+    return mapping
+
+
 class Settings(BaseModel):
     """Everything the service reads from its environment."""
 
@@ -98,6 +116,9 @@ class Settings(BaseModel):
     )
     data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
     flows_dir: Path | None = Field(default=None, alias="IVR_FLOWS_DIR")
+    number_flows: Annotated[dict[str, str], BeforeValidator(_number_flows)] = Field(
+        default_factory=dict, alias="IVR_NUMBER_FLOWS"
+    )
     dev_mode: bool = Field(default=False, alias="IVR_DEV")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "console"] | None = Field(default=None, alias="LOG_FORMAT")

@@ -7,8 +7,10 @@ still truthfully tell the caller their choice is recorded.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -21,14 +23,17 @@ from flows.model import (
     Fact,
     Flow,
     KeypressFact,
+    NoticeFact,
     RecordingFact,
 )
+from storage.deadlines import honor_deadline
 
 __all__ = [
     "CallEnding",
     "CallRecord",
     "RecordingStatus",
     "load_flow_definition",
+    "open_request",
     "record_call",
     "record_call_ending",
     "record_facts",
@@ -139,13 +144,15 @@ async def _insert_keypress(
 async def _insert_decision(
     conn: asyncpg.Connection, state: CallState, fact: DecisionFact, token: str
 ) -> None:
+    received = datetime.now(UTC)
     await conn.execute(
         """
         INSERT INTO consent_events (call_sid, seq, subject, purpose, action, channel, raw_digits,
                                     caller_number, dialed_number, identification,
                                     flow_name, flow_version, prompt_text, lang, idempotency_token,
-                                    recording_sid, agent, subject_kind)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                                    recording_sid, agent, subject_kind, recorded_at, honor_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                $19, $20)
         ON CONFLICT (call_sid, seq) DO NOTHING
         """,
         state.call_sid,
@@ -166,6 +173,8 @@ async def _insert_decision(
         fact.recording_sid,
         fact.agent,
         fact.subject_kind.value,
+        received,
+        honor_deadline(received.date(), fact.honor_business_days) if fact.honor_business_days else None,
     )
 
 
@@ -212,11 +221,56 @@ async def _insert_connection(
     )
 
 
+async def _insert_notice(conn: asyncpg.Connection, state: CallState, fact: NoticeFact, token: str) -> None:
+    await conn.execute(
+        """
+        INSERT INTO notices (call_sid, seq, step, notice, notice_text, text_sha256, lang, flow_version,
+                             caller_number)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (call_sid, seq, notice) DO NOTHING
+        """,
+        state.call_sid,
+        fact.seq,
+        fact.step,
+        fact.notice,
+        fact.text,
+        hashlib.sha256(fact.text.encode("utf-8")).hexdigest(),
+        fact.lang,
+        state.flow_version,
+        state.caller,
+    )
+
+
+async def open_request(conn: asyncpg.Connection, state: CallState, request_type: str, recording_sid: str | None) -> int:
+    """Open the call's request (once, however often the webhook is retried); its id is the reference."""
+    opened: int | None = await conn.fetchval(
+        """
+        INSERT INTO requests (call_sid, seq, request_type, caller_number, recording_sid, lang)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (call_sid, seq) DO NOTHING
+        RETURNING id
+        """,
+        state.call_sid,
+        state.seq,
+        request_type,
+        state.caller,
+        recording_sid,
+        state.lang,
+    )
+    if opened is None:
+        opened = await conn.fetchval(
+            "SELECT id FROM requests WHERE call_sid = $1 AND seq = $2", state.call_sid, state.seq
+        )
+    assert opened is not None
+    return opened
+
+
 _INSERTS: dict[type, Callable[[asyncpg.Connection, CallState, Any, str], Awaitable[None]]] = {
     KeypressFact: _insert_keypress,
     DecisionFact: _insert_decision,
     RecordingFact: _insert_recording,
     ConnectFact: _insert_connection,
+    NoticeFact: _insert_notice,
 }
 
 

@@ -44,6 +44,7 @@ def encode_state(state: CallState) -> str:
 def decode_state(raw: str | bytes) -> CallState:
     fields: dict[str, Any] = json.loads(raw)
     fields["trail"] = tuple(fields["trail"])
+    fields["spoken"] = tuple(fields["spoken"])
     if fields["action"] is not None:
         fields["action"] = Decision(fields["action"])
     fields["channel"] = Channel(fields["channel"])

@@ -27,9 +27,12 @@ from ivr import keys
 from ivr.app import create_app
 from ivr.settings import Settings
 from storage.embedded import embedded_postgres, embedded_redis
-from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
+from ivr.pins import hash_pin
+from storage.customers import Customer, upsert_customer
+from tests.fake_twilio import ACCOUNT_SID, FakeTwilio, new_caller
 
 AUTH_TOKEN = "test-auth-token-" + secrets.token_hex(8)
+CUSTOMER_PIN = "48317"
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def twilio(service: Service, http: aiohttp.ClientSession) -> FakeTwilio:
     return FakeTwilio(http, service.base_url, AUTH_TOKEN)
+
+
+@pytest.fixture
+async def customer(service: Service) -> Customer:
+    """A customer with a PIN (``CUSTOMER_PIN``) and a phone number of their own."""
+    account = str(secrets.randbelow(10**9) + 10**9)
+    known = Customer(account, "Ada Lovelace", hash_pin(CUSTOMER_PIN), (new_caller(),))
+    async with service.pool.acquire() as conn:
+        await upsert_customer(conn, known)
+    return known
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from flows.loader import builtin_flows
+from tests.conftest import CUSTOMER_PIN
 from tests.fake_twilio import FakeTwilio
 
 FLOW = builtin_flows()["consent-line"]
@@ -49,15 +50,20 @@ async def test_the_call_opens_with_the_main_menu_inside_a_gather(twilio: FakeTwi
     )
 
 
-async def test_allow_and_confirm_records_one_cpni_grant(twilio: FakeTwilio, db) -> None:
-    call = twilio.call()
+async def test_allow_and_confirm_records_one_cpni_grant(twilio: FakeTwilio, db, customer) -> None:
+    call = twilio.call(caller=customer.phones[0])
     await call.dial()
 
     notice = await call.press("1")
     assert "Your name, number and address are not part of it." in notice.heard
     assert "nothing about the service you have today will change" in notice.heard
     assert notice.says[-1] == CPNI_CHOICES
-    readback = await call.press("1")
+    who = await call.press("1")
+    assert who.says == [
+        "To record this consent, we first need to confirm who you are.",
+        "Enter your PIN, then press pound.",
+    ]
+    readback = await call.press(CUSTOMER_PIN + "#")
     assert readback.says == [ALLOW_READBACK]
     assert await decisions(db, call.call_sid) == []  # nothing decided before the confirm
     done = await call.press("1")
@@ -65,22 +71,27 @@ async def test_allow_and_confirm_records_one_cpni_grant(twilio: FakeTwilio, db) 
     assert done.says[0].startswith("Thank you. Your choice has been recorded: you chose to allow")
     assert done.hangs_up
     rows = await db.fetch(
-        "SELECT * FROM consent_events WHERE subject = $1 AND purpose = 'cpni'", call.caller
+        "SELECT * FROM consent_events WHERE subject = $1 AND purpose = 'cpni'", customer.account_number
     )
     assert len(rows) == 1
     event = rows[0]
-    assert (event["action"], event["channel"], event["raw_digits"]) == ("grant", "keypad", "1,1,1")
+    assert (event["action"], event["channel"], event["subject_kind"]) == ("grant", "keypad", "customer")
+    assert event["raw_digits"] == "1,1,[pin withheld]#,1"
     assert (event["caller_number"], event["dialed_number"]) == (call.caller, call.dialed)
-    assert (event["identification"], event["lang"], event["flow_version"]) == ("ani", "en", FLOW.version)
+    assert (event["identification"], event["lang"], event["flow_version"]) == ("ani_pin", "en", FLOW.version)
     assert event["prompt_text"] == ALLOW_READBACK
     assert event["idempotency_token"] == call.last.token
     presses = await keypresses(db, call.call_sid)
     assert [(k["step"], k["digits"], k["outcome"]) for k in presses] == [
         ("main_menu", "1", "valid"),
         ("cpni_choice", "1", "valid"),
+        ("who", "[pin withheld]", "valid"),
         ("confirm", "1", "valid"),
     ]
     assert presses[1]["prompt_text"] == notice.heard
+    notice_row = await db.fetchrow("SELECT * FROM notices WHERE call_sid = $1", call.call_sid)
+    assert (notice_row["notice"], notice_row["caller_number"]) == ("cpni", call.caller)
+    assert notice_row["notice_text"] == FLOW.steps["cpni_notice"].say.text("en")
 
 
 async def test_restrict_and_confirm_records_one_cpni_revoke(twilio: FakeTwilio, db) -> None:
@@ -98,7 +109,8 @@ async def test_restrict_and_confirm_records_one_cpni_revoke(twilio: FakeTwilio, 
 async def test_going_back_from_the_readback_returns_to_the_choice(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "1")
+    first = await call.keys("1", "2")
+    assert first.says == [RESTRICT_READBACK]
     back = await call.press("2")
 
     assert back.says == [CPNI_CHOICES]
@@ -107,19 +119,19 @@ async def test_going_back_from_the_readback_returns_to_the_choice(twilio: FakeTw
     assert readback.says == [RESTRICT_READBACK]
     await call.press("1")
     rows = await decisions(db, call.call_sid)
-    assert [(r["action"], r["raw_digits"]) for r in rows] == [("revoke", "1,1,2,2,1")]
+    assert [(r["action"], r["raw_digits"]) for r in rows] == [("revoke", "1,2,2,2,1")]
 
 
 async def test_an_invalid_key_reprompts_and_is_kept_as_evidence(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
-    answer = await call.press("7")
+    answer = await call.press("#")
 
     assert answer.says == ["Sorry, that key is not one of the choices.", MAIN_MENU]
     assert answer.gather is not None and answer.gather.get("action", "").endswith("seq=1")
     presses = await keypresses(db, call.call_sid)
-    assert [(k["step"], k["digits"], k["outcome"]) for k in presses] == [("main_menu", "7", "invalid")]
-    await call.keys("1", "1", "1")
+    assert [(k["step"], k["digits"], k["outcome"]) for k in presses] == [("main_menu", "#", "invalid")]
+    await call.keys("1", "2", "1")
     assert len(await decisions(db, call.call_sid)) == 1
 
 
@@ -141,7 +153,7 @@ async def test_three_silences_end_the_call_politely_without_a_decision(twilio: F
 async def test_three_wrong_keys_at_the_readback_end_the_call(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "1")
+    await call.keys("1", "2")
     last = await call.keys("9", "#", "0")
 
     assert last.hangs_up
@@ -154,7 +166,7 @@ async def test_hanging_up_before_confirming_leaves_keypresses_and_an_abandon_mar
 ) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "1")
+    await call.keys("1", "2")
     ack = await call.hang_up(duration_s=31)
 
     assert ack.status == 200 and ack.verbs == []
@@ -168,7 +180,7 @@ async def test_hanging_up_before_confirming_leaves_keypresses_and_an_abandon_mar
 async def test_a_finished_call_is_not_marked_abandoned(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "1", "1")
+    await call.keys("1", "2", "1")
     await call.hang_up()
     await call.retry()  # a duplicated status callback changes nothing
 
@@ -181,7 +193,7 @@ async def test_a_retried_confirm_gets_the_same_answer_and_stores_nothing_twice(
 ) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "1")
+    await call.keys("1", "2")
     first = await call.press("1")
     again = await call.retry()
 

@@ -86,7 +86,7 @@ async def test_star_elsewhere_repeats_the_question_without_using_an_attempt(twil
 async def test_concurrent_deliveries_of_one_webhook_get_one_answer_and_one_row(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "1")
+    await call.keys("1", "2")
     first = await call.press("1")
     answers = await asyncio.gather(*(call.retry() for _ in range(4)))
 
@@ -110,7 +110,7 @@ async def test_a_stale_webhook_for_an_earlier_prompt_does_not_move_the_call_back
     call = twilio.call()
     await call.dial()
     menu_answer = call.last
-    readback = await call.keys("1", "1")
+    readback = await call.keys("1", "2")
     # The main menu's keypress arrives again, late, as a new event (new token).
     late = await twilio.post(menu_answer.url, menu_answer.params | {"Digits": "1", "FinishedOnKey": "", "msg": "Gather End"})
 
@@ -136,10 +136,10 @@ async def test_a_call_started_on_one_version_finishes_on_it_after_a_deploy(
     (tmp_path / "consent_line.toml").write_text(changed)
 
     async with running_service(storage, port, IVR_FLOWS_DIR=str(tmp_path)):
-        readback = await call.press("1")
+        readback = await call.press("2")
         fresh = twilio.call()
         await fresh.dial()
-        fresh_readback = await fresh.keys("1", "1")
+        fresh_readback = await fresh.keys("1", "2")
         await call.press("1")
 
     assert readback.says[0].endswith("To confirm, press 1. To go back, press 2.")

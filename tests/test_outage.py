@@ -16,7 +16,7 @@ SYSTEM_ERROR = builtin_flows()["consent-line"].messages["system_error"].text("en
 async def test_a_stuck_ledger_never_yields_a_false_recorded(storage: Storage, twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "1")
+    await call.keys("1", "2")
 
     blocker = await asyncpg.connect(storage.database_url)
     try:
@@ -41,7 +41,7 @@ async def test_when_postgres_is_unreachable_the_caller_hears_nothing_was_recorde
 ) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "1")
+    await call.keys("1", "2")
     await asyncio.wait_for(service.pool.close(), 5)  # every connection gone, none to be had
 
     answer = await call.press("1")

@@ -65,7 +65,7 @@ async def test_two_processes_migrating_at_once_apply_each_file_once(empty_databa
 async def test_evidence_tables_refuse_changes(service, twilio, statement: str) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "1", "1")  # at least one row in each table touched above
+    await call.keys("1", "2", "1")  # at least one row in each table touched above
     await call.hang_up()
     async with service.pool.acquire() as conn:
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):

@@ -6,7 +6,26 @@ import pytest
 
 from flows import engine
 from flows.loader import FlowDefinitionError, builtin_flows, parse_toml, version_of
-from flows.model import Ask, CallStart, Decision, DecisionFact, Digits, End, KeypressFact, NoInput
+from flows.model import (
+    Ask,
+    CallStart,
+    CustomerLookup,
+    Decision,
+    DecisionFact,
+    Digits,
+    End,
+    FindCustomer,
+    KeypressFact,
+    NoInput,
+    NoticeFact,
+    OpenRequest,
+    Pending,
+    PinChecked,
+    PinVerdict,
+    Recorded,
+    RecordingFact,
+    RequestOpened,
+)
 
 FLOW = builtin_flows()["consent-line"]
 CALL = CallStart(call_sid="CA" + "0" * 32, caller="+14155550123", dialed="+18445550100")
@@ -42,7 +61,7 @@ def test_a_decision_comes_only_with_the_confirming_key() -> None:
 
 
 def test_an_answer_to_an_earlier_prompt_does_not_move_the_call() -> None:
-    at_readback = run("1", "1")
+    at_readback = run("1", "2")
     stale = engine.advance(FLOW, at_readback.state, Digits(seq=0, digits="1"))
 
     assert stale.stale
@@ -69,7 +88,7 @@ def test_silence_is_evidence_too() -> None:
 
 def test_hanging_up_midway_is_an_abandon_at_that_step() -> None:
     assert [f.step for f in engine.hang_up(FLOW, run("1").state)] == ["cpni_choice"]
-    assert engine.hang_up(FLOW, run("1", "1", "1").state) == ()
+    assert engine.hang_up(FLOW, run("1", "2", "1").state) == ()
 
 
 def test_the_version_is_a_content_hash_that_ignores_formatting() -> None:
@@ -121,3 +140,100 @@ say.en = "Bye."
     assert "step 'menu' has no 'es' text" in problems
     assert "uses unknown placeholder {nonsense}" in problems
     assert "step 'orphan' is unreachable" in problems
+
+
+WITHHELD = CallStart(call_sid="CA" + "1" * 32, caller="+266696687", dialed="+18445550100")
+
+
+def test_key_one_gives_the_cpni_notice_as_evidence() -> None:
+    outcome = run("1")
+
+    notices = [f for f in outcome.facts if isinstance(f, NoticeFact)]
+    assert [(n.notice, n.seq, n.lang) for n in notices] == [("cpni", 1, "en")]
+    assert notices[0].text == FLOW.steps["cpni_notice"].say.text("en")
+
+
+def test_nine_switches_every_prompt_to_spanish_and_back() -> None:
+    spanish = run("9")
+    english = run("9", "9")
+
+    assert spanish.state.lang == "es"
+    assert spanish.instruction.language == "es-US"
+    assert spanish.instruction.speech == (FLOW.steps["main_menu"].say.text("es"),)
+    assert english.state.lang == "en"
+
+
+def test_a_telemarketing_revocation_carries_its_ten_business_day_deadline() -> None:
+    decision = next(f for f in run("2", "2", "1").facts if isinstance(f, DecisionFact))
+
+    assert (decision.purpose, decision.action, decision.honor_business_days) == ("telemarketing", "revoke", 10)
+    grant = next(f for f in run("2", "1", "1").facts if isinstance(f, DecisionFact))
+    assert grant.honor_business_days is None
+
+
+def test_a_withheld_caller_id_is_asked_for_the_number_and_never_becomes_the_subject() -> None:
+    outcome = engine.start(FLOW, WITHHELD)
+    for keys in ("3", "2"):
+        outcome = engine.advance(FLOW, outcome.state, Digits(outcome.state.seq, keys))
+    assert outcome.state.step == "for_number"
+    wrong = engine.advance(FLOW, outcome.state, Digits(outcome.state.seq, "12345", "#"))
+    assert wrong.state.step == "for_number" and wrong.instruction.speech[0].startswith("That is not")
+    readback = engine.advance(FLOW, wrong.state, Digits(wrong.state.seq, "4155550123", "#"))
+    done = engine.advance(FLOW, readback.state, Digits(readback.state.seq, "1"))
+
+    decision = next(f for f in done.facts if isinstance(f, DecisionFact))
+    assert (decision.subject, decision.identification) == ("+14155550123", "keyed_number")
+
+
+def test_a_withheld_caller_granting_is_asked_for_the_account_without_a_lookup() -> None:
+    outcome = engine.start(FLOW, WITHHELD)
+    outcome = engine.advance(FLOW, outcome.state, Digits(0, "1"))
+    asked = engine.advance(FLOW, outcome.state, Digits(1, "1"))
+
+    assert isinstance(asked.instruction, Ask)
+    assert asked.instruction.speech[-1] == "Enter your account number, then press pound."
+
+
+def test_a_known_caller_is_looked_up_by_caller_id() -> None:
+    pending = engine.advance(FLOW, run("1").state, Digits(1, "1"))
+
+    assert isinstance(pending, Pending) and pending.effect == FindCustomer(phone=CALL.caller)
+    asked = engine.resume(FLOW, pending, CustomerLookup("1234567"))
+    assert asked.instruction.speech[-1] == "Enter your PIN, then press pound."
+
+
+def test_a_request_gets_its_reference_read_out_digit_by_digit() -> None:
+    at_description = run("8", "2")
+    pending = engine.advance(FLOW, at_description.state, NoInput(at_description.state.seq))
+
+    assert isinstance(pending, Pending)
+    assert pending.effect == OpenRequest("forum_removal", None)
+    done = engine.resume(FLOW, pending, RequestOpened("100042"))
+    assert "Your reference number is 1 0 0 0 4 2." in done.state.heard
+    assert isinstance(done.instruction, End)
+
+
+def test_a_too_short_statement_is_kept_but_asked_again() -> None:
+    at_statement = _identified_at_statement()
+    short = engine.advance(FLOW, at_statement, Recorded(at_statement.seq, "RE" + "1" * 32, "https://x", 0, "#"))
+
+    assert [type(f) for f in short.facts][0] is RecordingFact
+    assert short.state.step == "statement"
+    assert short.instruction.speech[0] == "We did not hear your statement."
+
+
+def test_hanging_up_mid_statement_keeps_it_and_decides_nothing() -> None:
+    at_statement = _identified_at_statement()
+    gone = engine.advance(FLOW, at_statement, Recorded(at_statement.seq, "RE" + "2" * 32, "https://x", 4, "hangup"))
+
+    assert not gone.decides and isinstance(gone.instruction, End)
+    assert [f.step for f in engine.hang_up(FLOW, gone.state)] == ["statement"]
+
+
+def _identified_at_statement():
+    pending = engine.advance(FLOW, run("6").state, Digits(1, "1"))
+    asked = engine.resume(FLOW, pending, CustomerLookup("1234567"))
+    checking = engine.advance(FLOW, asked.state, Digits(asked.state.seq, "4831", "#"))
+    outcome = engine.resume(FLOW, checking, PinChecked(PinVerdict.OK))
+    assert outcome.state.step == "statement"
+    return outcome.state

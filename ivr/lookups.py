@@ -1,4 +1,4 @@
-"""Answers to the engine's identification questions: customer lookups and PIN checks."""
+"""Answers to what the engine asks of the service: customer lookups, PIN checks, requests."""
 
 from __future__ import annotations
 
@@ -6,11 +6,23 @@ import asyncio
 
 import asyncpg
 
-from flows.model import CheckPin, CustomerLookup, Effect, EffectResult, FindCustomer, PinChecked, PinVerdict
+from flows.model import (
+    CallState,
+    CheckPin,
+    CustomerLookup,
+    Effect,
+    EffectResult,
+    FindCustomer,
+    OpenRequest,
+    PinChecked,
+    PinVerdict,
+    RequestOpened,
+)
 from ivr.pins import verify_pin
 from storage.customers import account_for_phone, customer, note_pin_check, recent_pin_failures
+from storage.evidence import open_request
 
-__all__ = ["MAX_PIN_FAILURES", "PIN_LOCKOUT_S", "Identity"]
+__all__ = ["MAX_PIN_FAILURES", "PIN_LOCKOUT_S", "Lookups"]
 
 # Five wrong PINs lock PIN entry on the account, across calls, for fifteen minutes:
 # a caller who mistypes can still succeed; a guesser gets 5 tries per quarter hour.
@@ -18,16 +30,23 @@ MAX_PIN_FAILURES = 5
 PIN_LOCKOUT_S = 15 * 60
 
 
-class Identity:
-    """Looks customers up and checks PINs against their salted hashes."""
+class Lookups:
+    """Looks customers up, checks PINs against their salted hashes, opens requests."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def resolve(self, effect: Effect, call_sid: str) -> EffectResult:
+    async def resolve(self, effect: Effect, state: CallState) -> EffectResult:
         if isinstance(effect, FindCustomer):
             return await self._find(effect)
-        return await self._check_pin(effect, call_sid)
+        if isinstance(effect, CheckPin):
+            return await self._check_pin(effect, state.call_sid)
+        return await self._open_request(effect, state)
+
+    async def _open_request(self, request: OpenRequest, state: CallState) -> RequestOpened:
+        async with self._pool.acquire() as conn:
+            reference = await open_request(conn, state, request.request_type, request.recording_sid)
+        return RequestOpened(str(reference))
 
     async def _find(self, query: FindCustomer) -> CustomerLookup:
         async with self._pool.acquire() as conn:

@@ -1,0 +1,24 @@
+"""Business-day deadlines: a revocation received today must be honored within N business days.
+
+Business days are Monday to Friday except US federal holidays (as observed), taken
+from the ``holidays`` package rather than a hand-kept list. Days are counted from
+the UTC date the revocation was received; the deadline is the Nth business day after.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import holidays
+
+__all__ = ["honor_deadline"]
+
+
+def honor_deadline(received: date, business_days: int) -> date:
+    federal = holidays.US(years=range(received.year, received.year + 2 + business_days // 200))
+    day, counted = received, 0
+    while counted < business_days:
+        day += timedelta(days=1)
+        if day.weekday() < 5 and day not in federal:
+            counted += 1
+    return day
