@@ -103,7 +103,10 @@ def _deployed_or_exit() -> dict[str, Flow]:
 @click.option("--flow", "flow_name", help="Start the call on this flow (as /twilio/voice?flow=NAME).")
 @click.option("--lang", help="Start the call in this language (as /twilio/voice?lang=xx).")
 @click.option("--from", "caller", help="The caller's number (default: a random +1 number).")
-@click.option("--script", help='Keys to type, comma-separated ("1,1,1"; "-" for silence); otherwise asks.')
+@click.option(
+    "--script",
+    help='Answers, comma-separated: keys ("1", "*12#"), "-" for silence, "rec:8" to speak 8 s at a recording.',
+)
 def simulate(url: str | None, flow_name: str | None, lang: str | None, caller: str | None, script: str | None) -> None:
     """Make a whole call against a running service, signed like Twilio, from the terminal."""
     settings = _load_settings(os.environ, need_twilio=False)

@@ -259,7 +259,7 @@ class FakeTwilio:
         return self.base_url + path
 
     def call(self, caller: str | None = None, dialed: str = "+18445550100") -> FakeCall:
-        return FakeCall(self, new_call_sid(), caller or new_caller(), dialed)
+        return FakeCall(self, new_call_sid(), new_caller() if caller is None else caller, dialed)
 
     def sign(self, url: str, params: dict[str, str]) -> str:
         return self.validator.compute_signature(url, params)
@@ -286,6 +286,7 @@ class FakeTwilio:
 
 
 SILENCE = "-"  # in a script: let the question time out
+SPEAK = "rec:"  # in a script, "rec:8": speak for 8 seconds at a <Record>, then press #
 
 
 async def simulate_call(
@@ -309,15 +310,20 @@ async def simulate_call(
             break
         for text in answer.says:
             echo(f"IVR: {text}")
+        recording = answer.root.find("Record") is not None
         gather = answer.gather
-        if gather is None:
+        if gather is None and not recording:
             echo(_ending(answer))
             break
-        echo(f"  [{_gather_hint(gather)}]")
+        echo("  [beep: recording; answer rec:SECONDS to speak, - for silence]" if recording else f"  [{_gather_hint(gather)}]")
         keys = await next_keys(answer)
         if keys is None:
             echo("  [you hung up]")
             break
+        if keys.startswith(SPEAK) and keys[len(SPEAK):].isdigit():
+            echo(f"YOU: (speak for {keys[len(SPEAK):]} s, then press #; a simulated recording)")
+            answer = await call.record(seconds=int(keys[len(SPEAK):]))
+            continue
         echo(f"YOU: {'(silence)' if keys == SILENCE else keys}")
         answer = await (call.stay_silent() if keys == SILENCE else call.press(keys))
     await call.hang_up(duration_s=0)
@@ -325,8 +331,6 @@ async def simulate_call(
 
 
 def _ending(answer: Twiml) -> str:
-    if answer.root.find("Record") is not None:
-        return "  [the IVR is recording: a terminal cannot speak, so the simulated call ends here]"
     if answer.root.find("Dial") is not None or answer.root.find("Enqueue") is not None:
         return "  [the IVR connects the caller elsewhere: the simulated call ends here]"
     return "  [the IVR hung up]" if answer.hangs_up else "  [nothing more to do]"
