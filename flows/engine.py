@@ -13,55 +13,55 @@ from dataclasses import replace
 from flows.callers import is_withheld, keyed_number
 from flows.model import (
     AbandonFact,
-    NoticeFact,
-    NumberStep,
-    OpenRequest,
-    RequestOpened,
-    RequestStep,
-    CheckPin,
-    CustomerLookup,
-    EffectResult,
-    FindCustomer,
-    IdentifyStep,
-    Pending,
-    PinChecked,
-    PinVerdict,
-    Progress,
-    SubjectKind,
     Ask,
     CallStart,
     CallState,
     Channel,
+    CheckPin,
     Choice,
     CollectStep,
+    ConfirmStep,
     Connect,
     ConnectEnded,
     ConnectFact,
-    ConfirmStep,
+    CustomerLookup,
     DecideStep,
     Decision,
     DecisionFact,
     Digits,
+    EffectResult,
     End,
     Event,
     Fact,
+    FindCustomer,
     Flow,
     GoodbyeStep,
     Identification,
+    IdentifyStep,
     Instruction,
     KeypressFact,
     KeypressOutcome,
     MenuStep,
     NoInput,
+    NoticeFact,
+    NumberStep,
+    OpenRequest,
     Outcome,
+    Pending,
+    PinChecked,
+    PinVerdict,
+    Progress,
     Prompt,
     Record,
     Recorded,
     RecordingFact,
     RecordStep,
+    RequestOpened,
+    RequestStep,
     ReturnStep,
     SayStep,
     Step,
+    SubjectKind,
     TransferStep,
     WaitingStep,
 )
@@ -313,9 +313,7 @@ def _customer_found(flow: Flow, pending: Pending, step: IdentifyStep, found: Cus
     assert isinstance(event, Digits)
     if found.account is None:
         return _retry(flow, state, step, event, KeypressOutcome.INVALID, apology=step.unknown_account)
-    moved = replace(
-        _accepted(state, event), identify_phase=_PIN_AFTER_ACCOUNT, customer=found.account
-    )
+    moved = replace(_accepted(state, event), identify_phase=_PIN_AFTER_ACCOUNT, customer=found.account)
     fact = _keypress(state, event, KeypressOutcome.VALID)
     return _question_asked(flow, moved, step, (), (fact,))
 
@@ -489,40 +487,54 @@ def _enter(
             raise FlowError(flow.name, state.step, f"no step {step_id!r} to go to")
         step = flow.steps[step_id]
         state = replace(state, step=step.id)
-        if isinstance(step, ReturnStep) and state.return_to is None:
-            # Nobody transferred this caller in: there is no one to return them to.
-            facts += (ConnectFact(state.seq, step.id, "", "no-return-target", connected=False),)
-            step_id = step.on_failure
-            continue
-        if isinstance(step, IdentifyStep) and state.identification is not Identification.ANI:
-            step_id = step.next  # already identified on this call
-            continue
-        if isinstance(step, NumberStep) and not _needs_number(state):
-            step_id = step.next  # the caller ID (or the identified customer) is the subject
+        bypass = _bypass(state, step)
+        if bypass is not None:
+            step_id, more = bypass
+            facts += more
             continue
         if isinstance(step, RequestStep):
             assert state.request_type is not None, "a request step needs a request choice first"
             return Pending(state, OpenRequest(state.request_type, state.recording_sid), facts, spoken)
         spoken += (_say(flow, state, step.say),)
-        if isinstance(step, IdentifyStep):
-            state = replace(state, identify_phase=None, customer=None, attempts=0)
-            if is_withheld(state.caller):  # no caller ID to match: ask for the account
-                state = replace(state, identify_phase=_ACCOUNT)
-                return _question_asked(flow, state, step, spoken, facts)
-            return Pending(state, FindCustomer(phone=state.caller), facts, spoken)
-        if isinstance(step, SayStep):
-            if step.notice is not None:
-                facts += (NoticeFact(state.seq, step.id, step.notice, spoken[-1], state.lang),)
+        if isinstance(step, SayStep | DecideStep):
+            facts += _passing_facts(flow, state, step, spoken[-1])
             step_id = step.next
-        elif isinstance(step, DecideStep):
-            facts += (_decision(flow, state, step),)
-            step_id = step.next
-        elif isinstance(step, GoodbyeStep):
-            return _finish(flow, state, spoken, facts)
-        else:
-            state = replace(state, spoken=spoken)
-            return Outcome(state, _ask(flow, state, spoken), facts)
+            continue
+        return _stop_at(flow, state, step, spoken, facts)
     raise FlowError(flow.name, state.step, "too many steps without a question")
+
+
+def _bypass(state: CallState, step: Step) -> tuple[str, tuple[Fact, ...]] | None:
+    """Where a step that has nothing to do on this call sends it instead, silently."""
+    if isinstance(step, ReturnStep) and state.return_to is None:
+        # Nobody transferred this caller in: there is no one to return them to.
+        return step.on_failure, (ConnectFact(state.seq, step.id, "", "no-return-target", connected=False),)
+    if isinstance(step, IdentifyStep) and state.identification is not Identification.ANI:
+        return step.next, ()  # already identified on this call
+    if isinstance(step, NumberStep) and not _needs_number(state):
+        return step.next, ()  # the caller ID (or the identified customer) is the subject
+    return None
+
+
+def _passing_facts(flow: Flow, state: CallState, step: SayStep | DecideStep, said: str) -> tuple[Fact, ...]:
+    if isinstance(step, DecideStep):
+        return (_decision(flow, state, step),)
+    if step.notice is not None:
+        return (NoticeFact(state.seq, step.id, step.notice, said, state.lang),)
+    return ()
+
+
+def _stop_at(flow: Flow, state: CallState, step: Step, spoken: tuple[str, ...], facts: tuple[Fact, ...]) -> Progress:
+    """The chain ends here: the call hangs up, waits for an answer, or waits for a lookup."""
+    if isinstance(step, GoodbyeStep):
+        return _finish(flow, state, spoken, facts)
+    if isinstance(step, IdentifyStep):
+        state = replace(state, identify_phase=None, customer=None, attempts=0)
+        if is_withheld(state.caller):  # no caller ID to match: ask for the account
+            return _question_asked(flow, replace(state, identify_phase=_ACCOUNT), step, spoken, facts)
+        return Pending(state, FindCustomer(phone=state.caller), facts, spoken)
+    state = replace(state, spoken=spoken)
+    return Outcome(state, _ask(flow, state, spoken), facts)
 
 
 def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
@@ -551,9 +563,7 @@ def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
     )
 
 
-def _finish(
-    flow: Flow, state: CallState, spoken: tuple[str, ...], facts: tuple[Fact, ...]
-) -> Outcome:
+def _finish(flow: Flow, state: CallState, spoken: tuple[str, ...], facts: tuple[Fact, ...]) -> Outcome:
     state = replace(state, finished=True, spoken=spoken)
     return Outcome(state, End(speech=spoken, language=flow.languages[state.lang]), facts)
 

@@ -7,6 +7,7 @@ version, and any change to a word a caller hears always does.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import string
@@ -155,67 +156,65 @@ def _retry(s: Mapping[str, Any]) -> Retry:
     )
 
 
+_KINDS: dict[str, type[Step]] = {
+    cls.kind: cls
+    for cls in (
+        SayStep,
+        MenuStep,
+        CollectStep,
+        ConfirmStep,
+        DecideStep,
+        RecordStep,
+        TransferStep,
+        ReturnStep,
+        IdentifyStep,
+        NumberStep,
+        RequestStep,
+        GoodbyeStep,
+    )
+}
+_PROMPT_FIELDS = frozenset({"say", "ask_account", "ask_pin", "unknown_account", "wrong_pin"})
+_CHOICE_FIELDS = frozenset({"choices", "codes"})
+_RETRY_KEYS = frozenset({"on_invalid", "on_no_input", "max_attempts"})
+
+
 def _step(step_id: str, s: Mapping[str, Any]) -> Step:
-    kind = s["kind"]
-    say = _prompt(s["say"])
-    if kind == SayStep.kind:
-        return SayStep(id=step_id, say=say, next=s["next"], notice=s.get("notice"))
-    if kind == MenuStep.kind:
-        choices = {str(key): _choice(c) for key, c in s["choices"].items()}
-        return MenuStep(id=step_id, say=say, choices=choices, express=s.get("express"), retry=_retry(s))
-    if kind == CollectStep.kind:
-        codes = {str(code): _choice(c) for code, c in s["codes"].items()}
-        return CollectStep(
-            id=step_id,
-            say=say,
-            min_length=int(s["min_length"]),
-            max_length=int(s["max_length"]),
-            codes=codes,
-            retry=_retry(s),
-        )
-    if kind == ConfirmStep.kind:
-        return ConfirmStep(id=step_id, say=say, yes=s["yes"], retry=_retry(s))
-    if kind == RecordStep.kind:
-        return RecordStep(
-            id=step_id,
-            say=say,
-            next=s["next"],
-            max_length_s=int(s.get("max_length_s", 120)),
-            min_length_s=int(s.get("min_length_s", 1)),
-            optional=bool(s.get("optional", False)),
-            retry=_retry(s),
-        )
-    if kind == NumberStep.kind:
-        return NumberStep(id=step_id, say=say, next=s["next"], retry=_retry(s))
-    if kind == RequestStep.kind:
-        return RequestStep(id=step_id, say=say, next=s["next"])
-    if kind == TransferStep.kind:
-        return TransferStep(id=step_id, say=say, to=s["to"], next=s["next"], on_failure=s["on_failure"])
-    if kind == ReturnStep.kind:
-        return ReturnStep(id=step_id, say=say, next=s["next"], on_failure=s["on_failure"])
-    if kind == IdentifyStep.kind:
-        return IdentifyStep(
-            id=step_id,
-            say=say,
-            ask_account=_prompt(s["ask_account"]),
-            ask_pin=_prompt(s["ask_pin"]),
-            unknown_account=_prompt(s["unknown_account"]),
-            wrong_pin=_prompt(s["wrong_pin"]),
-            next=s["next"],
-            on_failure=s["on_failure"],
-            retry=_retry(s),
-        )
-    if kind == DecideStep.kind:
-        return DecideStep(id=step_id, say=say, next=s["next"])
-    if kind == GoodbyeStep.kind:
-        return GoodbyeStep(id=step_id, say=say)
-    raise ValueError(f"step {step_id!r}: unknown kind {kind!r}")
+    """A step from its table: each key fills the field of the same name; unknown keys are errors."""
+    cls = _KINDS.get(s["kind"])
+    if cls is None:
+        raise ValueError(f"step {step_id!r}: unknown kind {s['kind']!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(s) - names - {"kind"} - (_RETRY_KEYS if "retry" in names else set())
+    if unknown:
+        raise ValueError(f"step {step_id!r}: unknown key(s) {', '.join(sorted(unknown))} for a {cls.kind} step")
+    args: dict[str, Any] = {"id": step_id}
+    for name in names & set(s):
+        value = s[name]
+        if name in _PROMPT_FIELDS:
+            value = _prompt(value)
+        elif name in _CHOICE_FIELDS:
+            value = {str(key): _choice(c) for key, c in value.items()}
+        args[name] = value
+    if "retry" in names:
+        args["retry"] = _retry(s)
+    return cls(**args)
 
 
 # --- validation --------------------------------------------------------------------------
 
 
 def _problems(flow: Flow) -> Iterator[str]:
+    yield from _flow_problems(flow)
+    for label, prompt in _all_prompts(flow):
+        yield from _prompt_problems(flow, label, prompt)
+    for step in flow.steps.values():
+        yield from _step_problems(flow, step)
+    unreachable = set(flow.steps) - {step.id for step in in_call_order(flow)}
+    for step_id in sorted(unreachable):
+        yield f"step {step_id!r} is unreachable from {flow.start!r}"
+
+
+def _flow_problems(flow: Flow) -> Iterator[str]:
     if flow.default_language not in flow.languages:
         yield f"default_language {flow.default_language!r} is not in languages"
     if flow.start not in flow.steps:
@@ -225,35 +224,43 @@ def _problems(flow: Flow) -> Iterator[str]:
     for key in REQUIRED_MESSAGES:
         if key not in flow.messages:
             yield f"message {key!r} is missing"
-    for label, prompt in _all_prompts(flow):
-        yield from _prompt_problems(flow, label, prompt)
-    for step in flow.steps.values():
-        for target in successors(step):
-            if target not in flow.steps:
-                yield f"step {step.id!r} goes to unknown step {target!r}"
-        if isinstance(step, MenuStep):
-            for key, choice in step.choices.items():
-                if len(key) != 1 or key not in "0123456789*#":
-                    yield f"step {step.id!r}: choice {key!r} is not a single phone key"
-            if step.express is not None and not isinstance(flow.steps.get(step.express), CollectStep):
-                yield f"step {step.id!r}: express {step.express!r} is not a collect step"
-        if isinstance(step, TransferStep) and step.to not in DESTINATIONS:
-            yield f"step {step.id!r}: unknown destination {step.to!r} (known: {', '.join(sorted(DESTINATIONS))})"
-        if isinstance(step, RecordStep) and not 1 <= step.max_length_s <= MAX_RECORDING_S:
-            yield f"step {step.id!r}: max_length_s must be 1 to {MAX_RECORDING_S}"
-        if isinstance(step, CollectStep):
-            for code in step.codes:
-                if not code.isdigit() or not step.min_length <= len(code) <= step.max_length:
-                    yield f"step {step.id!r}: code {code!r} is not {step.min_length}-{step.max_length} digits"
-        for key, choice in _choices(step).items():
-            if choice.purpose is not None and choice.purpose not in flow.purposes:
-                yield f"step {step.id!r}: choice {key!r} names unknown purpose {choice.purpose!r}"
-            for source, target in (choice.lang or {}).items():
-                if source not in flow.languages or target not in flow.languages:
-                    yield f"step {step.id!r}: choice {key!r} switches {source!r} to {target!r}: unknown language"
-    unreachable = set(flow.steps) - {step.id for step in in_call_order(flow)}
-    for step_id in sorted(unreachable):
-        yield f"step {step_id!r} is unreachable from {flow.start!r}"
+
+
+def _step_problems(flow: Flow, step: Step) -> Iterator[str]:
+    where = f"step {step.id!r}"
+    for target in successors(step):
+        if target not in flow.steps:
+            yield f"{where} goes to unknown step {target!r}"
+    yield from _keys_problems(flow, step, where)
+    if isinstance(step, TransferStep) and step.to not in DESTINATIONS:
+        yield f"{where}: unknown destination {step.to!r} (known: {', '.join(sorted(DESTINATIONS))})"
+    if isinstance(step, RecordStep) and not 1 <= step.max_length_s <= MAX_RECORDING_S:
+        yield f"{where}: max_length_s must be 1 to {MAX_RECORDING_S}"
+    for key, choice in _choices(step).items():
+        yield from _choice_problems(flow, f"{where}: choice {key!r}", choice)
+
+
+def _keys_problems(flow: Flow, step: Step, where: str) -> Iterator[str]:
+    if isinstance(step, MenuStep):
+        yield from (f"{where}: choice {key!r} is not a single phone key" for key in step.choices if not _is_key(key))
+        if step.express is not None and not isinstance(flow.steps.get(step.express), CollectStep):
+            yield f"{where}: express {step.express!r} is not a collect step"
+    if isinstance(step, CollectStep):
+        for code in step.codes:
+            if not code.isdigit() or not step.min_length <= len(code) <= step.max_length:
+                yield f"{where}: code {code!r} is not {step.min_length}-{step.max_length} digits"
+
+
+def _is_key(key: str) -> bool:
+    return len(key) == 1 and key in "0123456789*#"
+
+
+def _choice_problems(flow: Flow, where: str, choice: Choice) -> Iterator[str]:
+    if choice.purpose is not None and choice.purpose not in flow.purposes:
+        yield f"{where} names unknown purpose {choice.purpose!r}"
+    for source, target in (choice.lang or {}).items():
+        if source not in flow.languages or target not in flow.languages:
+            yield f"{where} switches {source!r} to {target!r}: unknown language"
 
 
 def _all_prompts(flow: Flow) -> Iterator[tuple[str, Prompt]]:

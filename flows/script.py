@@ -8,7 +8,8 @@ purposes that fill them are listed at the end.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from flows.graph import in_call_order
 from flows.model import (
@@ -86,40 +87,7 @@ def _in_call_order(flow: Flow) -> Iterator[Step]:
 def _step_lines(flow: Flow, step: Step) -> list[str]:
     lines = [f"[{step.id}] {_WHAT[step.kind]}"]
     lines.extend(_prompt_lines("says", step.say, indent=2))
-    if isinstance(step, SayStep) and step.notice:
-        lines.append(f"  kept as evidence: notice {step.notice!r} given, in these words")
-    if isinstance(step, (SayStep, DecideStep, NumberStep, RequestStep)):
-        lines.append(f"  then -> {step.next}")
-    if isinstance(step, RecordStep):
-        lines.append(
-            f"  records {step.min_length_s} to {step.max_length_s} s; # or silence ends it; then -> {step.next}"
-            + ("; silence skips it" if step.optional else "")
-        )
-    if isinstance(step, TransferStep):
-        lines.append(f"  to: {step.to}")
-    if isinstance(step, IdentifyStep):
-        lines.append("  caller ID of exactly one customer -> asks for the PIN; otherwise for the account number first")
-        for part in ("ask_account", "ask_pin", "unknown_account", "wrong_pin"):
-            lines.extend(_prompt_lines(part, getattr(step, part), indent=2))
-        lines.append(f"  PIN right -> {step.next}; attempts used up or PIN entry locked -> {step.on_failure}")
-    if isinstance(step, (TransferStep, ReturnStep)):
-        lines.append(f"  when the call ends -> {step.next}; if it cannot connect -> {step.on_failure}")
-    if isinstance(step, MenuStep):
-        for key, choice in step.choices.items():
-            lines.append(f"  key {key} -> {_describe(choice)}")
-        if step.express:
-            lines.append(f"  key * -> a dialing string, read at {step.express}")
-        elif "*" not in step.choices:
-            lines.append("  key * -> repeats the question")
-        if flow.operator and "0" not in step.choices:
-            lines.append(f"  key 0 -> {flow.operator}")
-    if isinstance(step, CollectStep):
-        lines.append(f"  accepts {step.min_length} to {step.max_length} digits:")
-        for code, choice in step.codes.items():
-            lines.append(f"    {code}# -> {_describe(choice)}")
-    if isinstance(step, ConfirmStep):
-        lines.append(f"  key {step.confirm_key} -> {step.yes}")
-        lines.append(f"  key {step.back_key} -> back to where the choice was made")
+    lines.extend(_DETAILS.get(step.kind, _nothing)(flow, step))
     retry = getattr(step, "retry", None)
     if retry is not None:
         attempts = retry.max_attempts or flow.max_attempts
@@ -127,6 +95,69 @@ def _step_lines(flow: Flow, step: Step) -> list[str]:
         lines.extend(_prompt_lines("silence", retry.on_no_input or flow.messages["no_input"], indent=2))
         lines.append(f"  after {attempts} wrong keys or silences -> too_many_attempts, hang up")
     return lines
+
+
+def _nothing(flow: Flow, step: Any) -> list[str]:
+    return []
+
+
+def _then(flow: Flow, step: Any) -> list[str]:
+    notice = getattr(step, "notice", None)
+    evidence = [f"  kept as evidence: notice {notice!r} given, in these words"] if notice else []
+    return evidence + [f"  then -> {step.next}"]
+
+
+def _record(flow: Flow, step: Any) -> list[str]:
+    skip = "; silence skips it" if step.optional else ""
+    return [f"  records {step.min_length_s} to {step.max_length_s} s; # or silence ends it; then -> {step.next}{skip}"]
+
+
+def _connect(flow: Flow, step: Any) -> list[str]:
+    to = [f"  to: {step.to}"] if isinstance(step, TransferStep) else []
+    return to + [f"  when the call ends -> {step.next}; if it cannot connect -> {step.on_failure}"]
+
+
+def _identify(flow: Flow, step: Any) -> list[str]:
+    lines = ["  caller ID of exactly one customer -> asks for the PIN; otherwise for the account number first"]
+    for part in ("ask_account", "ask_pin", "unknown_account", "wrong_pin"):
+        lines.extend(_prompt_lines(part, getattr(step, part), indent=2))
+    lines.append(f"  PIN right -> {step.next}; attempts used up or PIN entry locked -> {step.on_failure}")
+    return lines
+
+
+def _menu(flow: Flow, step: Any) -> list[str]:
+    lines = [f"  key {key} -> {_describe(choice)}" for key, choice in step.choices.items()]
+    if step.express:
+        lines.append(f"  key * -> a dialing string, read at {step.express}")
+    elif "*" not in step.choices:
+        lines.append("  key * -> repeats the question")
+    if flow.operator and "0" not in step.choices:
+        lines.append(f"  key 0 -> {flow.operator}")
+    return lines
+
+
+def _collect(flow: Flow, step: Any) -> list[str]:
+    lines = [f"  accepts {step.min_length} to {step.max_length} digits:"]
+    return lines + [f"    {code}# -> {_describe(choice)}" for code, choice in step.codes.items()]
+
+
+def _confirm(flow: Flow, step: Any) -> list[str]:
+    return [f"  key {step.confirm_key} -> {step.yes}", f"  key {step.back_key} -> back to where the choice was made"]
+
+
+_DETAILS: dict[str, Callable[[Flow, Any], list[str]]] = {
+    SayStep.kind: _then,
+    DecideStep.kind: _then,
+    NumberStep.kind: _then,
+    RequestStep.kind: _then,
+    RecordStep.kind: _record,
+    TransferStep.kind: _connect,
+    ReturnStep.kind: _connect,
+    IdentifyStep.kind: _identify,
+    MenuStep.kind: _menu,
+    CollectStep.kind: _collect,
+    ConfirmStep.kind: _confirm,
+}
 
 
 def _describe(choice: Choice) -> str:

@@ -148,9 +148,7 @@ class CallDesk:
     async def _move(self, outcome: Outcome, *, expected_seq: int | None, token: str) -> str:
         answer = self._renderer.render(outcome.instruction)
         try:
-            saved = await self._sessions.save(
-                outcome.state, expected_seq=expected_seq, token=token, answer=answer
-            )
+            saved = await self._sessions.save(outcome.state, expected_seq=expected_seq, token=token, answer=answer)
         except RedisError:
             # The evidence is already committed, so the answer is true; the call's next
             # webhook will meet the session where it was (or Redis down) and say so.
@@ -180,4 +178,3 @@ class CallDesk:
         lang = lang or flow.default_language
         text = flow.messages[key].text(lang)
         return self._renderer.render(End(speech=(text,), language=flow.languages[lang]))
-

@@ -25,8 +25,8 @@ from ivr.logs import configure_logging
 from ivr.resources import postgres_ctx, postgres_server_ctx
 from ivr.routes import STATUS_PATH, VOICE_PATH
 from ivr.settings import ConfigError, Settings
-from storage.customers import upsert_customer
 from ivr.simulator import SILENCE, FakeTwilio, Twiml, simulate_call
+from storage.customers import upsert_customer
 
 __all__ = ["main"]
 
@@ -84,7 +84,9 @@ def flows_show(name: str) -> None:
 def flows_check() -> None:
     """Validate every deployed definition (targets, reachability, translations, placeholders)."""
     for flow in _deployed_or_exit().values():
-        click.echo(f"ok  {flow.name}  {flow.version}  ({len(flow.steps)} steps, languages: {', '.join(flow.languages)})")
+        click.echo(
+            f"ok  {flow.name}  {flow.version}  ({len(flow.steps)} steps, languages: {', '.join(flow.languages)})"
+        )
 
 
 def _deployed_or_exit() -> dict[str, Flow]:
@@ -212,9 +214,10 @@ def _banner(settings: Settings, app: web.Application, host: str, port: int) -> s
     lines = [
         f"Consent IVR listening on http://{host}:{port} (public URL {settings.base_url})",
         "Point your Twilio number at:",
-        f'  A call comes in     POST {settings.base_url}{VOICE_PATH}',
-        f'  Call status changes POST {settings.base_url}{STATUS_PATH}',
-        "Postgres: " + ("from DATABASE_URL" if settings.database_url else f"embedded, data in {settings.data_dir / 'postgres'}"),
+        f"  A call comes in     POST {settings.base_url}{VOICE_PATH}",
+        f"  Call status changes POST {settings.base_url}{STATUS_PATH}",
+        "Postgres: "
+        + ("from DATABASE_URL" if settings.database_url else f"embedded, data in {settings.data_dir / 'postgres'}"),
         "Redis:    " + ("from REDIS_URL" if settings.redis_url else f"embedded, data in {settings.data_dir / 'redis'}"),
     ]
     if settings.dev_mode:

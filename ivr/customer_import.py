@@ -81,4 +81,6 @@ def with_hashed_pins(rows: list[CustomerRow]) -> list[Customer]:
     """Hash every PIN (scrypt is slow by design, so in parallel threads)."""
     with ThreadPoolExecutor() as pool:
         hashes = list(pool.map(lambda row: hash_pin(row.pin) if row.pin else None, rows))
-    return [Customer(row.account_number, row.name, pin_hash, row.phones) for row, pin_hash in zip(rows, hashes, strict=True)]
+    return [
+        Customer(row.account_number, row.name, pin_hash, row.phones) for row, pin_hash in zip(rows, hashes, strict=True)
+    ]

@@ -8,10 +8,9 @@ before any confirmation is rendered, so a failure means no confirmation was give
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
-
-import structlog
 
 from ivr.keys import CALL_DESK
 from ivr.webhooks import twiml_response

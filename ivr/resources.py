@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from aiohttp import web
@@ -37,40 +38,39 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 
+@contextlib.asynccontextmanager
+async def _server(
+    configured: str | None, embedded: Callable[[], contextlib.AbstractContextManager[str]], what: str
+) -> AsyncIterator[str]:
+    """The configured server's URL, or an embedded server's, started here and stopped on exit."""
+    if configured is not None:
+        yield configured
+        return
+    with contextlib.ExitStack() as stack:
+        url = await asyncio.to_thread(stack.enter_context, embedded())
+        log.info(f"embedded_{what}_started")
+        try:
+            yield url
+        finally:
+            await asyncio.to_thread(stack.close)
+
+
 async def postgres_server_ctx(app: web.Application) -> AsyncIterator[None]:
     """Postgres from DATABASE_URL, or an embedded one under IVR_DATA_DIR."""
     settings = app[keys.SETTINGS]
-    if settings.database_url is not None:
-        app[keys.DATABASE_DSN] = settings.database_url
+    embedded = functools.partial(embedded_postgres, settings.data_dir)
+    async with _server(settings.database_url, embedded, "postgres") as dsn:
+        app[keys.DATABASE_DSN] = dsn
         yield
-        return
-    with contextlib.ExitStack() as stack:
-        app[keys.DATABASE_DSN] = await asyncio.to_thread(
-            stack.enter_context, embedded_postgres(settings.data_dir)
-        )
-        log.info("embedded_postgres_started", data_dir=str(settings.data_dir))
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(stack.close)
 
 
 async def redis_server_ctx(app: web.Application) -> AsyncIterator[None]:
     """Redis from REDIS_URL, or an embedded one under IVR_DATA_DIR."""
     settings = app[keys.SETTINGS]
-    if settings.redis_url is not None:
-        app[keys.REDIS_URL] = settings.redis_url
+    embedded = functools.partial(embedded_redis, settings.data_dir)
+    async with _server(settings.redis_url, embedded, "redis") as url:
+        app[keys.REDIS_URL] = url
         yield
-        return
-    with contextlib.ExitStack() as stack:
-        app[keys.REDIS_URL] = await asyncio.to_thread(
-            stack.enter_context, embedded_redis(settings.data_dir)
-        )
-        log.info("embedded_redis_started", data_dir=str(settings.data_dir))
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(stack.close)
 
 
 async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:

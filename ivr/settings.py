@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -95,25 +95,19 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    database_url: Annotated[
-        str | None, _url_with_scheme(("postgresql", "postgres"), "Postgres")
-    ] = Field(default=None, alias="DATABASE_URL")
-    redis_url: Annotated[
-        str | None, _url_with_scheme(("redis", "rediss", "unix"), "Redis")
-    ] = Field(default=None, alias="REDIS_URL")
+    database_url: Annotated[str | None, _url_with_scheme(("postgresql", "postgres"), "Postgres")] = Field(
+        default=None, alias="DATABASE_URL"
+    )
+    redis_url: Annotated[str | None, _url_with_scheme(("redis", "rediss", "unix"), "Redis")] = Field(
+        default=None, alias="REDIS_URL"
+    )
     twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
-    twilio_account_sid: str | None = Field(
-        default=None, alias="TWILIO_ACCOUNT_SID", pattern=r"^AC[0-9a-fA-F]{32}$"
-    )
-    public_base_url: Annotated[str | None, AfterValidator(_base_url)] = Field(
-        default=None, alias="PUBLIC_BASE_URL"
-    )
+    twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID", pattern=r"^AC[0-9a-fA-F]{32}$")
+    public_base_url: Annotated[str | None, AfterValidator(_base_url)] = Field(default=None, alias="PUBLIC_BASE_URL")
     twilio_api_base_url: Annotated[str, AfterValidator(_base_url)] = Field(
         default=DEFAULT_TWILIO_API_BASE_URL, alias="TWILIO_API_BASE_URL"
     )
-    agent_target: Annotated[str, AfterValidator(_connect_target)] = Field(
-        default="queue:agents", alias="AGENT_TARGET"
-    )
+    agent_target: Annotated[str, AfterValidator(_connect_target)] = Field(default="queue:agents", alias="AGENT_TARGET")
     data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
     flows_dir: Path | None = Field(default=None, alias="IVR_FLOWS_DIR")
     number_flows: Annotated[dict[str, str], BeforeValidator(_number_flows)] = Field(
@@ -145,9 +139,7 @@ class Settings(BaseModel):
         if self.public_base_url is None:
             missing.append("PUBLIC_BASE_URL")
         if missing:
-            raise ValueError(
-                "required (set IVR_DEV=1 for a local development default): " + ", ".join(missing)
-            )
+            raise ValueError("required (set IVR_DEV=1 for a local development default): " + ", ".join(missing))
         return self
 
     @property

@@ -315,14 +315,18 @@ async def simulate_call(
         if gather is None and not recording:
             echo(_ending(answer))
             break
-        echo("  [beep: recording; answer rec:SECONDS to speak, - for silence]" if recording else f"  [{_gather_hint(gather)}]")
+        echo(
+            "  [beep: recording; answer rec:SECONDS to speak, - for silence]"
+            if recording
+            else f"  [{_gather_hint(gather)}]"
+        )
         keys = await next_keys(answer)
         if keys is None:
             echo("  [you hung up]")
             break
-        if keys.startswith(SPEAK) and keys[len(SPEAK):].isdigit():
-            echo(f"YOU: (speak for {keys[len(SPEAK):]} s, then press #; a simulated recording)")
-            answer = await call.record(seconds=int(keys[len(SPEAK):]))
+        if keys.startswith(SPEAK) and keys[len(SPEAK) :].isdigit():
+            echo(f"YOU: (speak for {keys[len(SPEAK) :]} s, then press #; a simulated recording)")
+            answer = await call.record(seconds=int(keys[len(SPEAK) :]))
             continue
         echo(f"YOU: {'(silence)' if keys == SILENCE else keys}")
         answer = await (call.stay_silent() if keys == SILENCE else call.press(keys))
@@ -337,6 +341,7 @@ def _ending(answer: Twiml) -> str:
 
 
 def _gather_hint(gather: ET.Element) -> str:
+    silence = f"{gather.get('timeout')} s of silence counts as no answer"
     if gather.get("numDigits") == "1":
-        return f"press one key; {gather.get('timeout')} s of silence counts as no answer"
-    return f"type keys, then {gather.get('finishOnKey') or 'wait'}; {gather.get('timeout')} s of silence counts as no answer"
+        return f"press one key; {silence}"
+    return f"type keys, then {gather.get('finishOnKey') or 'wait'}; {silence}"

@@ -49,9 +49,7 @@ async def incoming_call(request: web.Request) -> web.Response:
     return twiml_response(await desk.answer_call(call, token, flow_name=flow_name, lang=lang))
 
 
-async def _take_input(
-    request: web.Request, event_of: Callable[[Mapping[str, object], int], Event]
-) -> web.Response:
+async def _take_input(request: web.Request, event_of: Callable[[Mapping[str, object], int], Event]) -> web.Response:
     """Every callback that answers prompt ``?seq=N``: keys, silence, a recording, a connection."""
     form = await _verified_form(request)
     event = event_of(form, inbound.seq_of(request))

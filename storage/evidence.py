@@ -90,9 +90,7 @@ async def record_call(conn: asyncpg.Connection, call: CallRecord, flow: Flow) ->
     )
 
 
-async def record_facts(
-    conn: asyncpg.Connection, state: CallState, facts: tuple[Fact, ...], token: str
-) -> None:
+async def record_facts(conn: asyncpg.Connection, state: CallState, facts: tuple[Fact, ...], token: str) -> None:
     """Store what the engine reported for one input of the call in ``state``."""
     for fact in facts:
         insert = _INSERTS.get(type(fact))
@@ -100,9 +98,7 @@ async def record_facts(
             await insert(conn, state, fact, token)
 
 
-async def record_call_ending(
-    conn: asyncpg.Connection, ending: CallEnding, facts: tuple[Fact, ...]
-) -> None:
+async def record_call_ending(conn: asyncpg.Connection, ending: CallEnding, facts: tuple[Fact, ...]) -> None:
     abandoned = next((f.step for f in facts if isinstance(f, AbandonFact)), None)
     await conn.execute(
         """
@@ -118,9 +114,7 @@ async def record_call_ending(
     )
 
 
-async def _insert_keypress(
-    conn: asyncpg.Connection, state: CallState, fact: KeypressFact, token: str
-) -> None:
+async def _insert_keypress(conn: asyncpg.Connection, state: CallState, fact: KeypressFact, token: str) -> None:
     await conn.execute(
         """
         INSERT INTO keypresses (call_sid, seq, step, digits, finished_on_key, outcome,
@@ -141,9 +135,7 @@ async def _insert_keypress(
     )
 
 
-async def _insert_decision(
-    conn: asyncpg.Connection, state: CallState, fact: DecisionFact, token: str
-) -> None:
+async def _insert_decision(conn: asyncpg.Connection, state: CallState, fact: DecisionFact, token: str) -> None:
     received = datetime.now(UTC)
     await conn.execute(
         """
@@ -178,9 +170,7 @@ async def _insert_decision(
     )
 
 
-async def _insert_recording(
-    conn: asyncpg.Connection, state: CallState, fact: RecordingFact, token: str
-) -> None:
+async def _insert_recording(conn: asyncpg.Connection, state: CallState, fact: RecordingFact, token: str) -> None:
     await conn.execute(
         """
         INSERT INTO recordings (call_sid, seq, step, recording_sid, recording_url, duration_s,
@@ -202,9 +192,7 @@ async def _insert_recording(
     )
 
 
-async def _insert_connection(
-    conn: asyncpg.Connection, state: CallState, fact: ConnectFact, token: str
-) -> None:
+async def _insert_connection(conn: asyncpg.Connection, state: CallState, fact: ConnectFact, token: str) -> None:
     await conn.execute(
         """
         INSERT INTO connections (call_sid, seq, step, destination, status, connected, idempotency_token)

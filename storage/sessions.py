@@ -61,9 +61,7 @@ class CallSessions:
 
     async def load(self, call_sid: str, token: str) -> tuple[CallState | None, str | None]:
         """The call's state and, if this webhook was answered before, that answer."""
-        raw_state, answer = await self._redis.mget(
-            session_key(call_sid), idempotency_key(call_sid, token or "-")
-        )
+        raw_state, answer = await self._redis.mget(session_key(call_sid), idempotency_key(call_sid, token or "-"))
         state = decode_state(raw_state) if raw_state is not None else None
         return state, answer if token else None
 
@@ -74,9 +72,7 @@ class CallSessions:
         answer: str | None = await self._redis.get(idempotency_key(call_sid, token))
         return answer
 
-    async def save(
-        self, state: CallState, *, expected_seq: int | None, token: str, answer: str
-    ) -> bool:
+    async def save(self, state: CallState, *, expected_seq: int | None, token: str, answer: str) -> bool:
         """Store ``state`` (and ``answer`` under ``token``) unless another request moved the call first."""
         saved = await self._compare_and_set(
             keys=[session_key(state.call_sid), idempotency_key(state.call_sid, token or "-")],

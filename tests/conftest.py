@@ -25,10 +25,10 @@ from aiohttp.test_utils import unused_port
 
 from ivr import keys
 from ivr.app import create_app
-from ivr.settings import Settings
-from storage.embedded import embedded_postgres, embedded_redis
 from ivr.pins import hash_pin
+from ivr.settings import Settings
 from storage.customers import Customer, upsert_customer
+from storage.embedded import embedded_postgres, embedded_redis
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio, new_caller
 
 AUTH_TOKEN = "test-auth-token-" + secrets.token_hex(8)
@@ -69,13 +69,9 @@ def fresh_database(server_dsn: str) -> Iterator[str]:
 def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
     data_dir = tmp_path_factory.mktemp("embedded")
     with contextlib.ExitStack() as stack:
-        server_dsn = os.environ.get("IVR_TEST_DATABASE_URL") or stack.enter_context(
-            embedded_postgres(data_dir)
-        )
+        server_dsn = os.environ.get("IVR_TEST_DATABASE_URL") or stack.enter_context(embedded_postgres(data_dir))
         database_url = stack.enter_context(fresh_database(server_dsn))
-        redis_url = os.environ.get("IVR_TEST_REDIS_URL") or stack.enter_context(
-            embedded_redis(data_dir)
-        )
+        redis_url = os.environ.get("IVR_TEST_REDIS_URL") or stack.enter_context(embedded_redis(data_dir))
         yield Storage(database_url, redis_url)
 
 
@@ -135,12 +131,15 @@ def twilio(service: Service, http: aiohttp.ClientSession) -> FakeTwilio:
 
 
 @pytest.fixture
-async def customer(service: Service) -> Customer:
+async def customer(storage: Storage) -> Customer:
     """A customer with a PIN (``CUSTOMER_PIN``) and a phone number of their own."""
     account = str(secrets.randbelow(10**9) + 10**9)
     known = Customer(account, "Ada Lovelace", hash_pin(CUSTOMER_PIN), (new_caller(),))
-    async with service.pool.acquire() as conn:
+    conn = await asyncpg.connect(storage.database_url)
+    try:
         await upsert_customer(conn, known)
+    finally:
+        await conn.close()
     return known
 
 

@@ -16,8 +16,7 @@ ALLOW_READBACK = (
     "products and services. To confirm, press 1. To go back, press 2."
 )
 RESTRICT_READBACK = (
-    "You chose to restrict the use of your account information for marketing. "
-    "To confirm, press 1. To go back, press 2."
+    "You chose to restrict the use of your account information for marketing. To confirm, press 1. To go back, press 2."
 )
 
 
@@ -161,9 +160,7 @@ async def test_three_wrong_keys_at_the_readback_end_the_call(twilio: FakeTwilio,
     assert await decisions(db, call.call_sid) == []
 
 
-async def test_hanging_up_before_confirming_leaves_keypresses_and_an_abandon_mark(
-    twilio: FakeTwilio, db
-) -> None:
+async def test_hanging_up_before_confirming_leaves_keypresses_and_an_abandon_mark(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
     await call.keys("1", "2")
@@ -188,9 +185,7 @@ async def test_a_finished_call_is_not_marked_abandoned(twilio: FakeTwilio, db) -
     assert [(e["status"], e["abandoned_at_step"]) for e in endings] == [("completed", None)]
 
 
-async def test_a_retried_confirm_gets_the_same_answer_and_stores_nothing_twice(
-    twilio: FakeTwilio, db
-) -> None:
+async def test_a_retried_confirm_gets_the_same_answer_and_stores_nothing_twice(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
     await call.keys("1", "2")

@@ -51,9 +51,19 @@ def test_flows_check_names_every_problem_of_a_broken_definition(tmp_path: Path) 
 async def test_simulate_runs_a_scripted_call_and_prints_the_transcript(service, db) -> None:
     env = os.environ | {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_FLOWS_DIR": ""}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ivr", "simulate", "--url", service.base_url,
-        "--from", "+14155550142", "--script", "1,2,1",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "ivr",
+        "simulate",
+        "--url",
+        service.base_url,
+        "--from",
+        "+14155550142",
+        "--script",
+        "1,2,1",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(proc.communicate(), 30)
     transcript = output.decode()
@@ -63,7 +73,5 @@ async def test_simulate_runs_a_scripted_call_and_prints_the_transcript(service, 
     assert "YOU: 2" in transcript
     assert "Your choice has been recorded: you chose to restrict" in transcript
     assert "[the IVR hung up]" in transcript
-    rows = await db.fetch(
-        "SELECT action, channel FROM consent_events WHERE caller_number = '+14155550142'"
-    )
+    rows = await db.fetch("SELECT action, channel FROM consent_events WHERE caller_number = '+14155550142'")
     assert [tuple(r) for r in rows][-1] == ("revoke", "keypad")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 import pytest
 
@@ -121,7 +121,11 @@ async def test_a_withheld_caller_revokes_for_a_number_they_key_in(twilio: FakeTw
     await call.press("1")
 
     event = await db.fetchrow("SELECT * FROM consent_events WHERE call_sid = $1", call.call_sid)
-    assert (event["subject"], event["subject_kind"], event["identification"]) == ("+14155550177", "phone", "keyed_number")
+    assert (event["subject"], event["subject_kind"], event["identification"]) == (
+        "+14155550177",
+        "phone",
+        "keyed_number",
+    )
     assert event["caller_number"] == withheld
 
 
@@ -191,7 +195,10 @@ async def test_hanging_up_during_the_statement_records_no_grant(twilio: FakeTwil
     assert await db.fetchval("SELECT count(*) FROM consent_events WHERE call_sid = $1", call.call_sid) == 0
     recording = await db.fetchrow("SELECT ended_by FROM recordings WHERE call_sid = $1", call.call_sid)
     assert recording["ended_by"] == "hangup"
-    assert await db.fetchval("SELECT abandoned_at_step FROM call_endings WHERE call_sid = $1", call.call_sid) == "statement"
+    assert (
+        await db.fetchval("SELECT abandoned_at_step FROM call_endings WHERE call_sid = $1", call.call_sid)
+        == "statement"
+    )
 
 
 @pytest.mark.parametrize("describe", [True, False], ids=["described", "skipped"])

@@ -39,7 +39,9 @@ async def test_on_a_call_we_placed_the_person_called_is_the_subject(twilio: Fake
     done = await twilio.post(offer.gather.get("action"), answer_params)
 
     assert "recorded" in done.heard
-    event = await db.fetchrow("SELECT subject, caller_number, dialed_number FROM consent_events WHERE call_sid = $1", call.call_sid)
+    event = await db.fetchrow(
+        "SELECT subject, caller_number, dialed_number FROM consent_events WHERE call_sid = $1", call.call_sid
+    )
     assert tuple(event) == (customer_number, customer_number, "+18445550100")
 
 
@@ -61,7 +63,9 @@ def test_customers_import_loads_hashed_pins_and_normalised_numbers(storage: Stor
         "5550001,Grace Hopper,(415) 555-0142;+44 20 7946 0958,2468\n"
         "5550002,Alan Turing,,\n"
     )
-    result = CliRunner().invoke(main, ["customers", "import", str(csv_file)], env={"DATABASE_URL": storage.database_url})
+    result = CliRunner().invoke(
+        main, ["customers", "import", str(csv_file)], env={"DATABASE_URL": storage.database_url}
+    )
 
     assert result.exit_code == 0, result.output
     assert "imported 2 customer(s), 1 with a PIN" in result.output
@@ -70,7 +74,9 @@ def test_customers_import_loads_hashed_pins_and_normalised_numbers(storage: Stor
         conn = await asyncpg.connect(storage.database_url)
         try:
             pin_hash = await conn.fetchval("SELECT pin_hash FROM customers WHERE account_number = '5550001'")
-            phones = await conn.fetch("SELECT phone FROM customer_phones WHERE account_number = '5550001' ORDER BY phone")
+            phones = await conn.fetch(
+                "SELECT phone FROM customer_phones WHERE account_number = '5550001' ORDER BY phone"
+            )
             return pin_hash, [p["phone"] for p in phones]
         finally:
             await conn.close()
@@ -83,7 +89,9 @@ def test_customers_import_loads_hashed_pins_and_normalised_numbers(storage: Stor
 def test_customers_import_with_a_bad_row_imports_nothing_and_names_the_line(storage: Storage, tmp_path: Path) -> None:
     csv_file = tmp_path / "customers.csv"
     csv_file.write_text("account_number,name,phones,pin\n5550003,Good Row,,1234\n12,Bad Row,not-a-phone,123456789\n")
-    result = CliRunner().invoke(main, ["customers", "import", str(csv_file)], env={"DATABASE_URL": storage.database_url})
+    result = CliRunner().invoke(
+        main, ["customers", "import", str(csv_file)], env={"DATABASE_URL": storage.database_url}
+    )
 
     assert result.exit_code == 1
     assert "line 3: account_number must be 4 to 20 digits" in result.output

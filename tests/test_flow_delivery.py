@@ -13,9 +13,7 @@ from tests.conftest import AUTH_TOKEN, Storage, running_service
 from tests.fake_twilio import FakeTwilio
 
 FLOW = builtin_flows()["consent-line"]
-RESTRICT_READBACK = FLOW.steps["confirm"].say.text(
-    "en", choice=FLOW.purposes["cpni"].revoke.text("en")
-)
+RESTRICT_READBACK = FLOW.steps["confirm"].say.text("en", choice=FLOW.purposes["cpni"].revoke.text("en"))
 ENTER_CODE = FLOW.steps["express_code"].say.text("en")
 
 
@@ -112,7 +110,9 @@ async def test_a_stale_webhook_for_an_earlier_prompt_does_not_move_the_call_back
     menu_answer = call.last
     readback = await call.keys("1", "2")
     # The main menu's keypress arrives again, late, as a new event (new token).
-    late = await twilio.post(menu_answer.url, menu_answer.params | {"Digits": "1", "FinishedOnKey": "", "msg": "Gather End"})
+    late = await twilio.post(
+        menu_answer.url, menu_answer.params | {"Digits": "1", "FinishedOnKey": "", "msg": "Gather End"}
+    )
 
     assert late.status == 200
     assert late.body == readback.body  # the caller keeps hearing where they are

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,12 +9,11 @@ import pytest
 from aiohttp.test_utils import unused_port
 
 from ivr.pins import hash_pin, verify_pin
-from storage.customers import Customer, upsert_customer
 from tests.conftest import AUTH_TOKEN, Service, Storage, running_service
-from tests.fake_twilio import FakeTwilio, new_caller
+from tests.conftest import CUSTOMER_PIN as PIN
+from tests.fake_twilio import FakeTwilio
 
 TEST_FLOWS = Path(__file__).parent / "data" / "flows"
-PIN = "48317"
 ASK_PIN = "Enter your PIN, then press pound."
 ASK_ACCOUNT = "Enter your account number, then press pound."
 NOT_IDENTIFIED = "We could not confirm who you are, so nothing has been changed. Goodbye."
@@ -30,15 +28,6 @@ async def flows_service(storage: Storage) -> AsyncIterator[Service]:
 @pytest.fixture
 def phone(flows_service: Service, http) -> FakeTwilio:
     return FakeTwilio(http, flows_service.base_url, AUTH_TOKEN)
-
-
-@pytest.fixture
-async def customer(flows_service: Service) -> Customer:
-    account = str(secrets.randbelow(10**9) + 10**9)
-    known = Customer(account, "Ada Lovelace", hash_pin(PIN), (new_caller(),))
-    async with flows_service.pool.acquire() as conn:
-        await upsert_customer(conn, known)
-    return known
 
 
 def test_pins_are_salted_hashes_that_verify() -> None:
@@ -68,7 +57,9 @@ async def test_a_known_caller_id_asks_only_for_the_pin_and_binds_the_customer(ph
         "ani_pin",
     )
     assert event["caller_number"] == customer.phones[0]
-    pin_row = await db.fetchrow("SELECT digits, outcome FROM keypresses WHERE call_sid = $1 AND step = 'who'", call.call_sid)
+    pin_row = await db.fetchrow(
+        "SELECT digits, outcome FROM keypresses WHERE call_sid = $1 AND step = 'who'", call.call_sid
+    )
     assert tuple(pin_row) == ("[pin withheld]", "valid")
     checks = await db.fetch("SELECT ok FROM pin_checks WHERE call_sid = $1", call.call_sid)
     assert [c["ok"] for c in checks] == [True]
@@ -95,7 +86,9 @@ async def test_revoking_needs_no_identification(phone, customer, db) -> None:
     await call.dial("flow=identify-test")
     await call.keys("2", "1")
 
-    event = await db.fetchrow("SELECT subject, subject_kind, identification FROM consent_events WHERE call_sid = $1", call.call_sid)
+    event = await db.fetchrow(
+        "SELECT subject, subject_kind, identification FROM consent_events WHERE call_sid = $1", call.call_sid
+    )
     assert tuple(event) == (customer.phones[0], "phone", "ani")
 
 

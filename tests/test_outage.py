@@ -36,9 +36,7 @@ async def test_a_stuck_ledger_never_yields_a_false_recorded(storage: Storage, tw
     assert await db.fetchval("SELECT count(*) FROM keypresses WHERE call_sid = $1", call.call_sid) == 2
 
 
-async def test_when_postgres_is_unreachable_the_caller_hears_nothing_was_recorded(
-    service, twilio: FakeTwilio
-) -> None:
+async def test_when_postgres_is_unreachable_the_caller_hears_nothing_was_recorded(service, twilio: FakeTwilio) -> None:
     call = twilio.call()
     await call.dial()
     await call.keys("1", "2")

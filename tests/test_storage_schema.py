@@ -8,7 +8,7 @@ import secrets
 import asyncpg
 import pytest
 
-from storage.migrator import available_migrations, apply_migrations
+from storage.migrator import apply_migrations, available_migrations
 from tests.conftest import Storage, _admin, with_database
 
 

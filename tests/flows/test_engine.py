@@ -53,9 +53,7 @@ def test_a_decision_comes_only_with_the_confirming_key() -> None:
 
     assert not before.decides
     decision = [f for f in after.facts if isinstance(f, DecisionFact)]
-    assert [(d.purpose, d.action, d.raw_digits, d.seq) for d in decision] == [
-        ("cpni", Decision.REVOKE, "1,2,1", 2)
-    ]
+    assert [(d.purpose, d.action, d.raw_digits, d.seq) for d in decision] == [("cpni", Decision.REVOKE, "1,2,1", 2)]
     assert decision[0].heard == before.state.heard
     assert isinstance(after.instruction, End) and after.state.finished
 

@@ -2,39 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows import engine
-from pathlib import Path
-
 from flows.loader import builtin_flows, parse_toml
-from dataclasses import replace
-
 from flows.model import (
     Ask,
-    CheckPin,
-    CustomerLookup,
-    FindCustomer,
-    KeypressFact,
-    OpenRequest,
-    Pending,
-    RequestOpened,
-    PinChecked,
-    PinVerdict,
     CallStart,
+    CheckPin,
     ConfirmStep,
     Connect,
     ConnectEnded,
+    CustomerLookup,
     DecisionFact,
     Digits,
     End,
     Event,
+    FindCustomer,
+    KeypressFact,
     NoInput,
+    OpenRequest,
+    Pending,
+    PinChecked,
+    PinVerdict,
     Record,
     Recorded,
     RecordingFact,
+    RequestOpened,
 )
 from storage.sessions import decode_state, encode_state
 
@@ -67,6 +66,8 @@ def settle(flow, progress, data):
 
 def pin_is_withheld(pending) -> bool:
     return not isinstance(pending.effect, CheckPin) or pending.event.digits == engine.PIN_WITHHELD
+
+
 CALL = CallStart(call_sid="CA" + "f" * 32, caller="+14155550123", dialed="+18445550100")
 
 keys = st.text(alphabet="0123456789*#", min_size=0, max_size=6)
