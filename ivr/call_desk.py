@@ -30,6 +30,7 @@ from storage.evidence import (
     record_facts,
     record_recording_status,
 )
+from storage.ledger import Chain, chained
 from storage.sessions import CallSessions
 
 __all__ = ["STORAGE_ERRORS", "CallDesk"]
@@ -80,12 +81,12 @@ class CallDesk:
             return self.system_error()
         start = CallStart(call.call_sid, call.caller, call.dialed)
         try:
-            async with self._transaction() as conn:
-                await record_call(conn, call, flow)
+            async with self._transaction() as chain:
+                await record_call(chain, call, flow)
             outcome = await self._settle(flow, engine.start(flow, start, lang if lang in flow.languages else None))
             if outcome.facts:
-                async with self._transaction() as conn:
-                    await record_facts(conn, outcome.state, outcome.facts, token)
+                async with self._transaction() as chain:
+                    await record_facts(chain, outcome.state, outcome.facts, token)
         except STORAGE_ERRORS:
             log.exception("call_not_recorded", call_sid=call.call_sid)
             return self.system_error(flow)
@@ -106,8 +107,8 @@ class CallDesk:
             if outcome.stale:
                 log.info("stale_webhook", call_sid=call_sid, seq=event.seq, current=state.seq)
                 return self._renderer.render(outcome.instruction)
-            async with self._transaction() as conn:
-                await record_facts(conn, state, outcome.facts, token)
+            async with self._transaction() as chain:
+                await record_facts(chain, state, outcome.facts, token)
         except STORAGE_ERRORS:
             log.exception("evidence_not_recorded", call_sid=call_sid, step=state.step)
             return self.system_error(flow, state.lang)
@@ -119,14 +120,14 @@ class CallDesk:
         """The call is over: note how it ended, and where, if it was abandoned."""
         state, _ = await self._sessions.load(ending.call_sid, "")
         facts = engine.hang_up(await self._flow_of(state), state) if state is not None else ()
-        async with self._transaction() as conn:
-            await record_call_ending(conn, ending, facts)
+        async with self._transaction() as chain:
+            await record_call_ending(chain, ending, facts)
         log.info("call_ended", call_sid=ending.call_sid, status=ending.status, abandoned=bool(facts))
 
     async def note_recording_status(self, status: RecordingStatus) -> None:
         """Keep Twilio's word on a recording's processing (it may come before or after the call ends)."""
-        async with self._transaction() as conn:
-            await record_recording_status(conn, status)
+        async with self._transaction() as chain:
+            await record_recording_status(chain, status)
         log.info("recording_status", call_sid=status.call_sid, recording=status.recording_sid, status=status.status)
 
     def system_error(self, flow: Flow | None = None, lang: str | None = None) -> str:
@@ -169,10 +170,10 @@ class CallDesk:
         return await self._flows.version(state.flow_version, self._pool)
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
-            async with conn.transaction():
-                yield conn
+    async def _transaction(self) -> AsyncIterator[Chain]:
+        """One transaction of evidence, chained into the ledger as it commits."""
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn, chained(conn) as chain:
+            yield chain
 
     def _message(self, flow: Flow, key: str, lang: str | None) -> str:
         lang = lang or flow.default_language

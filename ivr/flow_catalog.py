@@ -9,6 +9,7 @@ import asyncpg
 from flows.loader import FlowDefinitionError, builtin_flows, parse_flow, parse_toml
 from flows.model import Flow
 from storage.evidence import load_flow_definition, register_flow_version
+from storage.ledger import chained
 
 __all__ = ["DEFAULT_FLOW", "FlowCatalog", "UnknownFlowVersion", "deployed_flows"]
 
@@ -71,9 +72,9 @@ class FlowCatalog:
 
     async def register(self, pool: asyncpg.Pool) -> None:
         """Store every deployed version before any call can be served on it."""
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire() as conn, chained(conn) as chain:
             for flow in self._deployed.values():
-                await register_flow_version(conn, flow)
+                await register_flow_version(chain, flow)
 
     async def version(self, version: str, pool: asyncpg.Pool) -> Flow:
         flow = self._by_version.get(version)

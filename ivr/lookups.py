@@ -21,6 +21,7 @@ from flows.model import (
 from ivr.pins import verify_pin
 from storage.customers import account_for_phone, customer, note_pin_check, recent_pin_failures
 from storage.evidence import open_request
+from storage.ledger import chained
 
 __all__ = ["MAX_PIN_FAILURES", "PIN_LOCKOUT_S", "Lookups"]
 
@@ -44,8 +45,8 @@ class Lookups:
         return await self._open_request(effect, state)
 
     async def _open_request(self, request: OpenRequest, state: CallState) -> RequestOpened:
-        async with self._pool.acquire() as conn:
-            reference = await open_request(conn, state, request.request_type, request.recording_sid)
+        async with self._pool.acquire() as conn, chained(conn) as chain:
+            reference = await open_request(chain, state, request.request_type, request.recording_sid)
         return RequestOpened(str(reference))
 
     async def _find(self, query: FindCustomer) -> CustomerLookup:
@@ -56,15 +57,15 @@ class Lookups:
         return CustomerLookup(found.account_number if found else None)
 
     async def _check_pin(self, check: CheckPin, call_sid: str) -> PinChecked:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn, chained(conn) as chain:
             failures = await recent_pin_failures(conn, check.account, PIN_LOCKOUT_S)
             if failures >= MAX_PIN_FAILURES:
-                await note_pin_check(conn, check.account, call_sid, ok=False)
+                await note_pin_check(chain, check.account, call_sid, ok=False)
                 return PinChecked(PinVerdict.LOCKED)
             found = await customer(conn, check.account)
             stored = found.pin_hash if found else None
             ok = stored is not None and await asyncio.to_thread(verify_pin, check.pin, stored)
-            await note_pin_check(conn, check.account, call_sid, ok=ok)
+            await note_pin_check(chain, check.account, call_sid, ok=ok)
         if ok:
             return PinChecked(PinVerdict.OK)
         return PinChecked(PinVerdict.LOCKED if failures + 1 >= MAX_PIN_FAILURES else PinVerdict.WRONG)

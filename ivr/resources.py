@@ -24,7 +24,7 @@ from ivr.security import SignatureCheck
 from ivr.twiml import TwimlRenderer
 from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
-from storage.postgres import create_pool
+from storage.postgres import connect, create_pool
 from storage.sessions import CallSessions
 
 __all__ = [
@@ -75,10 +75,13 @@ async def redis_server_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     """The pool, after the schema is migrated and the deployed flow versions are stored."""
+    owner = await connect(app[keys.DATABASE_DSN])
+    try:
+        applied = await apply_migrations(owner)
+    finally:
+        await owner.close()
     pool = await create_pool(app[keys.DATABASE_DSN])
     try:
-        async with pool.acquire() as conn:
-            applied = await apply_migrations(conn)
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])
         settings = app[keys.SETTINGS]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from storage.ledger import Chain
+
 __all__ = [
     "Customer",
     "account_for_phone",
@@ -89,8 +91,9 @@ async def recent_pin_failures(conn: asyncpg.Connection, account_number: str, win
     return count
 
 
-async def note_pin_check(conn: asyncpg.Connection, account_number: str, call_sid: str, ok: bool) -> None:
-    await conn.execute(
+async def note_pin_check(chain: Chain, account_number: str, call_sid: str, ok: bool) -> None:
+    await chain.insert(
+        "pin_checks",
         "INSERT INTO pin_checks (account_number, call_sid, ok) VALUES ($1, $2, $3)",
         account_number,
         call_sid,

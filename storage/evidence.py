@@ -1,4 +1,5 @@
-"""Writing evidence rows. Each function takes a connection; the caller owns the transaction.
+"""Writing evidence rows. Each function takes the transaction's ``Chain``; the caller owns
+the transaction and seals the chain just before committing.
 
 Every insert is idempotent on its natural key (a call, a call's Nth answer, a call's
 ending): a webhook Twilio delivers twice stores one row, and the second delivery can
@@ -27,6 +28,7 @@ from flows.model import (
     RecordingFact,
 )
 from storage.deadlines import honor_deadline
+from storage.ledger import Chain
 
 __all__ = [
     "CallEnding",
@@ -59,9 +61,10 @@ class CallEnding:
     twilio_timestamp: str | None
 
 
-async def register_flow_version(conn: asyncpg.Connection, flow: Flow) -> None:
+async def register_flow_version(chain: Chain, flow: Flow) -> None:
     """Keep the exact definition of ``flow``'s version; an existing version is never rewritten."""
-    await conn.execute(
+    await chain.insert(
+        "flow_versions",
         """
         INSERT INTO flow_versions (version, name, definition) VALUES ($1, $2, $3)
         ON CONFLICT (version) DO NOTHING
@@ -72,8 +75,9 @@ async def register_flow_version(conn: asyncpg.Connection, flow: Flow) -> None:
     )
 
 
-async def record_call(conn: asyncpg.Connection, call: CallRecord, flow: Flow) -> None:
-    await conn.execute(
+async def record_call(chain: Chain, call: CallRecord, flow: Flow) -> None:
+    await chain.insert(
+        "calls",
         """
         INSERT INTO calls (call_sid, account_sid, caller_number, dialed_number, direction,
                            flow_name, flow_version)
@@ -90,17 +94,18 @@ async def record_call(conn: asyncpg.Connection, call: CallRecord, flow: Flow) ->
     )
 
 
-async def record_facts(conn: asyncpg.Connection, state: CallState, facts: tuple[Fact, ...], token: str) -> None:
+async def record_facts(chain: Chain, state: CallState, facts: tuple[Fact, ...], token: str) -> None:
     """Store what the engine reported for one input of the call in ``state``."""
     for fact in facts:
         insert = _INSERTS.get(type(fact))
         if insert is not None:  # an AbandonFact is stored with the call's ending
-            await insert(conn, state, fact, token)
+            await insert(chain, state, fact, token)
 
 
-async def record_call_ending(conn: asyncpg.Connection, ending: CallEnding, facts: tuple[Fact, ...]) -> None:
+async def record_call_ending(chain: Chain, ending: CallEnding, facts: tuple[Fact, ...]) -> None:
     abandoned = next((f.step for f in facts if isinstance(f, AbandonFact)), None)
-    await conn.execute(
+    await chain.insert(
+        "call_endings",
         """
         INSERT INTO call_endings (call_sid, status, duration_s, twilio_timestamp, abandoned_at_step)
         VALUES ($1, $2, $3, $4, $5)
@@ -114,8 +119,9 @@ async def record_call_ending(conn: asyncpg.Connection, ending: CallEnding, facts
     )
 
 
-async def _insert_keypress(conn: asyncpg.Connection, state: CallState, fact: KeypressFact, token: str) -> None:
-    await conn.execute(
+async def _insert_keypress(chain: Chain, state: CallState, fact: KeypressFact, token: str) -> None:
+    await chain.insert(
+        "keypresses",
         """
         INSERT INTO keypresses (call_sid, seq, step, digits, finished_on_key, outcome,
                                 prompt_text, lang, flow_version, idempotency_token)
@@ -135,9 +141,10 @@ async def _insert_keypress(conn: asyncpg.Connection, state: CallState, fact: Key
     )
 
 
-async def _insert_decision(conn: asyncpg.Connection, state: CallState, fact: DecisionFact, token: str) -> None:
+async def _insert_decision(chain: Chain, state: CallState, fact: DecisionFact, token: str) -> None:
     received = datetime.now(UTC)
-    await conn.execute(
+    await chain.insert(
+        "consent_events",
         """
         INSERT INTO consent_events (call_sid, seq, subject, purpose, action, channel, raw_digits,
                                     caller_number, dialed_number, identification,
@@ -170,8 +177,9 @@ async def _insert_decision(conn: asyncpg.Connection, state: CallState, fact: Dec
     )
 
 
-async def _insert_recording(conn: asyncpg.Connection, state: CallState, fact: RecordingFact, token: str) -> None:
-    await conn.execute(
+async def _insert_recording(chain: Chain, state: CallState, fact: RecordingFact, token: str) -> None:
+    await chain.insert(
+        "recordings",
         """
         INSERT INTO recordings (call_sid, seq, step, recording_sid, recording_url, duration_s,
                                 ended_by, prompt_text, lang, flow_version, idempotency_token)
@@ -192,8 +200,9 @@ async def _insert_recording(conn: asyncpg.Connection, state: CallState, fact: Re
     )
 
 
-async def _insert_connection(conn: asyncpg.Connection, state: CallState, fact: ConnectFact, token: str) -> None:
-    await conn.execute(
+async def _insert_connection(chain: Chain, state: CallState, fact: ConnectFact, token: str) -> None:
+    await chain.insert(
+        "connections",
         """
         INSERT INTO connections (call_sid, seq, step, destination, status, connected, idempotency_token)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -209,8 +218,9 @@ async def _insert_connection(conn: asyncpg.Connection, state: CallState, fact: C
     )
 
 
-async def _insert_notice(conn: asyncpg.Connection, state: CallState, fact: NoticeFact, token: str) -> None:
-    await conn.execute(
+async def _insert_notice(chain: Chain, state: CallState, fact: NoticeFact, token: str) -> None:
+    await chain.insert(
+        "notices",
         """
         INSERT INTO notices (call_sid, seq, step, notice, notice_text, text_sha256, lang, flow_version,
                              caller_number)
@@ -229,14 +239,14 @@ async def _insert_notice(conn: asyncpg.Connection, state: CallState, fact: Notic
     )
 
 
-async def open_request(conn: asyncpg.Connection, state: CallState, request_type: str, recording_sid: str | None) -> int:
+async def open_request(chain: Chain, state: CallState, request_type: str, recording_sid: str | None) -> int:
     """Open the call's request (once, however often the webhook is retried); its id is the reference."""
-    opened: int | None = await conn.fetchval(
+    row = await chain.insert(
+        "requests",
         """
         INSERT INTO requests (call_sid, seq, request_type, caller_number, recording_sid, lang)
         VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (call_sid, seq) DO NOTHING
-        RETURNING id
         """,
         state.call_sid,
         state.seq,
@@ -245,15 +255,16 @@ async def open_request(conn: asyncpg.Connection, state: CallState, request_type:
         recording_sid,
         state.lang,
     )
+    opened: int | None = row["id"] if row is not None else None
     if opened is None:
-        opened = await conn.fetchval(
+        opened = await chain.conn.fetchval(
             "SELECT id FROM requests WHERE call_sid = $1 AND seq = $2", state.call_sid, state.seq
         )
     assert opened is not None
     return opened
 
 
-_INSERTS: dict[type, Callable[[asyncpg.Connection, CallState, Any, str], Awaitable[None]]] = {
+_INSERTS: dict[type, Callable[[Chain, CallState, Any, str], Awaitable[None]]] = {
     KeypressFact: _insert_keypress,
     DecisionFact: _insert_decision,
     RecordingFact: _insert_recording,
@@ -272,8 +283,9 @@ class RecordingStatus:
     error_code: str | None
 
 
-async def record_recording_status(conn: asyncpg.Connection, status: RecordingStatus) -> None:
-    await conn.execute(
+async def record_recording_status(chain: Chain, status: RecordingStatus) -> None:
+    await chain.insert(
+        "recording_statuses",
         """
         INSERT INTO recording_statuses (recording_sid, call_sid, status, duration_s, recording_url, error_code)
         VALUES ($1, $2, $3, $4, $5, $6)

@@ -6,11 +6,26 @@ import json
 
 import asyncpg
 
-__all__ = ["create_pool"]
+__all__ = ["SERVICE_ROLE", "connect", "create_pool"]
+
+
+# The role the service works as: it can read and add evidence, never change it
+# (created by migration 0005; migrations themselves run as the DSN's own user).
+SERVICE_ROLE = "ivr_app"
+# Timestamps rendered in UTC: the ledger's canonical form depends on it.
+SESSION_SETTINGS = {"timezone": "UTC"}
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.execute(f"SET ROLE {SERVICE_ROLE}")
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """A single connection as the DSN's own user (migrations, audits), in UTC."""
+    conn = await asyncpg.connect(dsn, server_settings=SESSION_SETTINGS)
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    return conn
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -29,6 +44,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         max_size=max_size,
         init=_init_connection,
         reset=_no_reset,
+        server_settings=SESSION_SETTINGS,
         # A webhook must answer within Twilio's 15 s; a query stuck longer than this
         # is better failed (the caller hears "nothing was recorded") than waited on.
         command_timeout=5,

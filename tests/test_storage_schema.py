@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from storage.migrator import apply_migrations, available_migrations
+from storage.postgres import connect
 from tests.conftest import Storage, _admin, with_database
 
 
@@ -60,14 +61,24 @@ async def test_two_processes_migrating_at_once_apply_each_file_once(empty_databa
         "DELETE FROM calls",
         "TRUNCATE call_endings CASCADE",
         "UPDATE flow_versions SET name = 'x'",
+        "DELETE FROM ledger",
+        "UPDATE ledger SET hash = repeat('0', 64)",
     ],
 )
-async def test_evidence_tables_refuse_changes(service, twilio, statement: str) -> None:
+async def test_evidence_tables_refuse_changes_by_the_service_and_by_their_owner(
+    service, twilio, storage: Storage, statement: str
+) -> None:
     call = twilio.call()
     await call.dial()
     await call.keys("1", "2", "1")  # at least one row in each table touched above
     await call.hang_up()
-    async with service.pool.acquire() as conn:
-        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+    async with service.pool.acquire() as conn:  # the service's role: no such privilege at all
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
             await conn.execute(statement)
-        assert await conn.fetchval("SELECT count(*) FROM consent_events WHERE call_sid = $1", call.call_sid) == 1
+    owner = await connect(storage.database_url)  # the owner: the triggers still refuse
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await owner.execute(statement)
+        assert await owner.fetchval("SELECT count(*) FROM consent_events WHERE call_sid = $1", call.call_sid) == 1
+    finally:
+        await owner.close()
