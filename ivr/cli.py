@@ -27,6 +27,7 @@ from ivr.routes import STATUS_PATH, VOICE_PATH
 from ivr.settings import ConfigError, Settings
 from ivr.simulator import SILENCE, FakeTwilio, Twiml, simulate_call
 from storage.customers import upsert_customer
+from storage.verify import Head, Report, ledger_head, verify_ledger
 
 __all__ = ["main"]
 
@@ -136,6 +137,34 @@ def simulate(url: str | None, flow_name: str | None, lang: str | None, caller: s
         asyncio.run(run())
     except aiohttp.ClientError as exc:
         raise click.ClickException(f"cannot reach {base_url}: {exc}") from None
+
+
+@main.command()
+@click.option("--head", "head_only", is_flag=True, help="Only print the current head (hash and count) to keep.")
+@click.option("--since-head", metavar="HASH", help="Also check that a head kept earlier is still in the chain.")
+def verify(head_only: bool, since_head: str | None) -> None:
+    """Recompute the evidence ledger's hash chain; exit 1 naming the first bad record."""
+    settings = _load_settings(os.environ, need_twilio=False)
+    configure_logging(settings.log_level, settings.effective_log_format)
+
+    async def run() -> Report | Head:
+        async with _storage(settings) as app, app[keys.PG_POOL].acquire() as conn:
+            if head_only:
+                return await ledger_head(conn)
+            return await verify_ledger(conn, since_head=since_head)
+
+    result = asyncio.run(run())
+    if isinstance(result, Head):
+        click.echo(f"head {result.hash} entries {result.seq}  (not verified; run `ivr verify` to check)")
+        return
+    if result.since_head_seq is not None and since_head is not None:
+        click.echo(
+            f"kept head {since_head} is entry #{result.since_head_seq}; {result.entries - result.since_head_seq} since"
+        )
+    if not result.intact:
+        click.echo(f"ledger BROKEN after {result.entries} good entries: {result.first_break}", err=True)
+        sys.exit(1)
+    click.echo(f"ledger intact: {result.entries} entries, head {result.head.hash}")
 
 
 @main.group()

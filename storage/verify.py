@@ -1,0 +1,153 @@
+"""Recomputing the ledger's chain: is every evidence row still what was chained, in order?
+
+The check streams the ledger in order with each entry's evidence row (never the
+whole ledger in memory), recomputes every hash, and reports the first break:
+
+- ``edited``: the evidence row no longer matches the hash it was chained with;
+- ``missing``: an entry, or the evidence row it points at, is gone;
+- ``reordered``: an entry links to an earlier entry than the one before it;
+- ``rewritten``: an entry links to nothing the chain had (inserted, or the chain redone);
+- ``inserted``: an evidence row that was never chained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from storage.ledger import GENESIS, canonical_json, entry_hash
+
+__all__ = ["EVIDENCE_TABLES", "Break", "Head", "Report", "ledger_head", "verify_ledger"]
+
+# Every table whose rows are chained (migration 0005 lists the same).
+EVIDENCE_TABLES = (
+    "flow_versions",
+    "calls",
+    "keypresses",
+    "consent_events",
+    "call_endings",
+    "recordings",
+    "recording_statuses",
+    "connections",
+    "pin_checks",
+    "notices",
+    "requests",
+    "request_events",
+)
+_PREFETCH = 2_000
+
+
+@dataclass(frozen=True)
+class Break:
+    problem: str  # edited, missing, reordered, rewritten, inserted
+    seq: int | None
+    kind: str
+    ref_id: int | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"entry #{self.seq} ({self.kind} id {self.ref_id})" if self.seq else f"{self.kind} id {self.ref_id}"
+        return f"{self.problem}: {where}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Report:
+    entries: int
+    head: Head
+    first_break: Break | None
+    since_head_seq: int | None  # where a head kept earlier stands in the chain, if asked
+
+    @property
+    def intact(self) -> bool:
+        return self.first_break is None
+
+
+async def ledger_head(conn: asyncpg.Connection) -> Head:
+    row = await conn.fetchrow("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+    return Head(row["seq"], row["hash"]) if row else Head(0, GENESIS)
+
+
+def _entries_with_rows() -> str:
+    lookups = "\n  UNION ALL ".join(
+        f"SELECT to_jsonb(t.*) FROM {table} t WHERE l.kind = '{table}' AND t.id = l.ref_id" for table in EVIDENCE_TABLES
+    )
+    return f"""
+        SELECT l.seq, l.kind, l.ref_id, l.prev_hash, l.hash, c.content
+        FROM ledger l LEFT JOIN LATERAL ({lookups}) AS c(content) ON true
+        ORDER BY l.seq
+    """
+
+
+async def verify_ledger(conn: asyncpg.Connection, *, since_head: str | None = None) -> Report:
+    """Recompute the whole chain in one consistent snapshot; stop at the first break."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        walk = _Walk(since_head)
+        async for row in conn.cursor(_entries_with_rows(), prefetch=_PREFETCH):
+            found = walk.step(row)
+            if found is not None:
+                return walk.report(await _explained(conn, found, row["prev_hash"]))
+        for table in EVIDENCE_TABLES:
+            found = await _unchained(conn, table)
+            if found is not None:
+                return walk.report(found)
+        if since_head is not None and walk.since_head_seq is None:
+            return walk.report(
+                Break("rewritten", None, "ledger", None, f"the kept head {since_head} is not in the chain")
+            )
+        return walk.report(None)
+
+
+class _Walk:
+    def __init__(self, since_head: str | None) -> None:
+        self.seq, self.hash = 0, GENESIS
+        self.since_head = since_head
+        self.since_head_seq: int | None = 0 if since_head == GENESIS else None
+
+    def step(self, row: asyncpg.Record) -> Break | None:
+        seq, kind, ref_id = row["seq"], row["kind"], row["ref_id"]
+        if seq != self.seq + 1:
+            return Break("missing", self.seq + 1, kind, None, f"entries #{self.seq + 1} to #{seq - 1} are gone")
+        if row["prev_hash"] != self.hash:
+            return Break("rewritten", seq, kind, ref_id, f"does not link to entry #{self.seq}")
+        if row["content"] is None:
+            return Break("missing", seq, kind, ref_id, "the evidence row it chained is gone")
+        if entry_hash(canonical_json(row["content"]), row["prev_hash"]) != row["hash"]:
+            return Break("edited", seq, kind, ref_id, "the evidence row no longer matches its hash")
+        self.seq, self.hash = seq, row["hash"]
+        if self.hash == self.since_head:
+            self.since_head_seq = seq
+        return None
+
+    def report(self, found: Break | None) -> Report:
+        return Report(self.seq, Head(self.seq, self.hash), found, self.since_head_seq)
+
+
+async def _explained(conn: asyncpg.Connection, found: Break, prev_hash: str) -> Break:
+    """A broken link that points at another entry of the chain is a reordering."""
+    if found.problem != "rewritten":
+        return found
+    linked = await conn.fetchval("SELECT seq FROM ledger WHERE hash = $1", prev_hash)
+    if linked is None:
+        return found
+    detail = f"links to entry #{linked}, not #{found.seq - 1 if found.seq else 0}"
+    return Break("reordered", found.seq, found.kind, found.ref_id, detail)
+
+
+async def _unchained(conn: asyncpg.Connection, table: str) -> Break | None:
+    row = await conn.fetchrow(
+        f"""
+        SELECT min(t.id) AS first_id, count(*) AS rows FROM {table} t
+        WHERE NOT EXISTS (SELECT FROM ledger l WHERE l.kind = $1 AND l.ref_id = t.id)
+        """,
+        table,
+    )
+    if not row["rows"]:
+        return None
+    return Break("inserted", None, table, row["first_id"], f"{row['rows']} row(s) were never chained")

@@ -1,0 +1,237 @@
+"""The hash chain: intact after real calls and concurrent writers; every kind of tampering named."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import unused_port
+from click.testing import CliRunner
+
+from ivr.cli import main
+from storage.ledger import GENESIS, canonical_json, chained, entry_hash
+from storage.postgres import connect, create_pool
+from storage.verify import verify_ledger
+from tests.conftest import AUTH_TOKEN, Storage, _admin, running_service, with_database
+from tests.fake_twilio import FakeTwilio
+
+
+@pytest.fixture
+async def own_storage(storage: Storage) -> AsyncIterator[Storage]:
+    """A database of this test's own: tampering with it cannot upset other tests."""
+    name = "ivr_ledger_" + secrets.token_hex(4)
+    await _admin(storage.database_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield Storage(with_database(storage.database_url, name), storage.redis_url)
+    finally:
+        await _admin(storage.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def make_calls(storage: Storage, http, count: int = 3) -> list[str]:
+    async with running_service(storage, unused_port()) as running:
+        twilio = FakeTwilio(http, running.base_url, AUTH_TOKEN)
+        sids = []
+        for _ in range(count):
+            call = twilio.call()
+            await call.dial()
+            await call.keys("2", "2", "1")
+            await call.hang_up()
+            sids.append(call.call_sid)
+    return sids
+
+
+async def tamper(storage: Storage, *statements: str) -> None:
+    """As the tables' owner, with the append-only triggers switched off: what an insider could do."""
+    owner = await connect(storage.database_url)
+    try:
+        async with owner.transaction():
+            for table in ("consent_events", "keypresses", "ledger", "calls"):
+                await owner.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            for statement in statements:
+                await owner.execute(statement)
+            for table in ("consent_events", "keypresses", "ledger", "calls"):
+                await owner.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    finally:
+        await owner.close()
+
+
+async def verify(storage: Storage, since_head: str | None = None):
+    conn = await connect(storage.database_url)
+    try:
+        return await verify_ledger(conn, since_head=since_head)
+    finally:
+        await conn.close()
+
+
+async def test_real_calls_leave_an_intact_chain_whose_hashes_anyone_can_recompute(own_storage, http) -> None:
+    await make_calls(own_storage, http)
+    report = await verify(own_storage)
+
+    assert report.intact and report.entries > 10
+    conn = await connect(own_storage.database_url)
+    try:
+        first = await conn.fetchrow("SELECT * FROM ledger ORDER BY seq LIMIT 1")
+        content = await conn.fetchval(f"SELECT to_jsonb(t.*) FROM {first['kind']} t WHERE id = $1", first["ref_id"])
+    finally:
+        await conn.close()
+    assert first["prev_hash"] == GENESIS
+    assert first["hash"] == entry_hash(canonical_json(content), GENESIS)
+
+
+async def test_an_edited_decision_is_named(own_storage, http) -> None:
+    await make_calls(own_storage, http)
+    conn = await connect(own_storage.database_url)
+    target = await conn.fetchval("SELECT min(id) FROM consent_events")
+    await conn.close()
+    await tamper(own_storage, f"UPDATE consent_events SET action = 'grant' WHERE id = {target}")
+
+    report = await verify(own_storage)
+    assert (report.first_break.problem, report.first_break.kind, report.first_break.ref_id) == (
+        "edited",
+        "consent_events",
+        target,
+    )
+
+
+async def test_a_deleted_keypress_is_named(own_storage, http) -> None:
+    await make_calls(own_storage, http)
+    await tamper(own_storage, "DELETE FROM keypresses WHERE id = (SELECT max(id) FROM keypresses)")
+
+    report = await verify(own_storage)
+    assert (report.first_break.problem, report.first_break.kind) == ("missing", "keypresses")
+
+
+async def test_a_deleted_ledger_entry_is_named(own_storage, http) -> None:
+    await make_calls(own_storage, http)
+    await tamper(own_storage, "DELETE FROM ledger WHERE seq = 5")
+
+    report = await verify(own_storage)
+    assert (report.first_break.problem, report.first_break.seq) == ("missing", 5)
+
+
+async def test_swapped_entries_are_named_as_reordered(own_storage, http) -> None:
+    await make_calls(own_storage, http)
+    await tamper(
+        own_storage,
+        "UPDATE ledger SET seq = 1000007 WHERE seq = 7",
+        "UPDATE ledger SET seq = 7 WHERE seq = 8",
+        "UPDATE ledger SET seq = 8 WHERE seq = 1000007",
+    )
+
+    report = await verify(own_storage)
+    assert (report.first_break.problem, report.first_break.seq) == ("reordered", 7)
+    assert report.first_break.detail == "links to entry #8, not #6"
+
+
+async def test_a_forged_row_that_was_never_chained_is_named(own_storage, http) -> None:
+    sids = await make_calls(own_storage, http)
+    await tamper(
+        own_storage,
+        f"""INSERT INTO consent_events (call_sid, seq, subject, purpose, action, channel, raw_digits, caller_number,
+                                        dialed_number, identification, flow_name, flow_version, prompt_text, lang,
+                                        idempotency_token)
+            SELECT call_sid, 99, subject, 'cpni', 'grant', 'keypad', '1', caller_number, dialed_number, 'ani',
+                   flow_name, flow_version, prompt_text, lang, 'forged'
+            FROM consent_events WHERE call_sid = '{sids[0]}'""",
+    )
+
+    report = await verify(own_storage)
+    assert (report.first_break.problem, report.first_break.kind) == ("inserted", "consent_events")
+
+
+async def test_a_rewritten_history_is_caught_by_the_head_an_auditor_kept(own_storage, http) -> None:
+    await make_calls(own_storage, http, count=1)
+    kept = (await verify(own_storage)).head.hash
+    await make_calls(own_storage, http, count=1)
+    assert (await verify(own_storage, since_head=kept)).since_head_seq is not None
+
+    # An insider recomputes every hash after editing a row: the chain is consistent again…
+    conn = await connect(own_storage.database_url)
+    target = await conn.fetchval("SELECT min(id) FROM consent_events")
+    await conn.close()
+    await tamper(own_storage, f"UPDATE consent_events SET action = 'grant' WHERE id = {target}")
+    await rechain(own_storage)
+    assert (await verify(own_storage)).intact
+    # …but the head the auditor kept is no longer in it.
+    report = await verify(own_storage, since_head=kept)
+    assert report.first_break.problem == "rewritten"
+
+
+async def rechain(storage: Storage) -> None:
+    owner = await connect(storage.database_url)
+    try:
+        rows = await owner.fetch("SELECT seq, kind, ref_id FROM ledger ORDER BY seq")
+        prev = GENESIS
+        await owner.execute("ALTER TABLE ledger DISABLE TRIGGER USER")
+        for row in rows:
+            content = await owner.fetchval(f"SELECT to_jsonb(t.*) FROM {row['kind']} t WHERE id = $1", row["ref_id"])
+            new = entry_hash(canonical_json(content), prev)
+            await owner.execute("UPDATE ledger SET prev_hash = $1, hash = $2 WHERE seq = $3", prev, new, row["seq"])
+            prev = new
+        await owner.execute("ALTER TABLE ledger ENABLE TRIGGER USER")
+    finally:
+        await owner.close()
+
+
+async def test_eight_concurrent_writers_keep_one_valid_chain(own_storage, http) -> None:
+    await make_calls(own_storage, http, count=1)  # migrated, with a call to hang evidence on
+    pool = await create_pool(own_storage.database_url, min_size=8, max_size=8)
+
+    async def writer(n: int) -> None:
+        for i in range(500):
+            async with pool.acquire() as conn, chained(conn) as chain:
+                await chain.insert(
+                    "pin_checks",
+                    "INSERT INTO pin_checks (account_number, call_sid, ok) VALUES ($1, $2, $3)",
+                    f"9000{n}",
+                    f"CA-writer-{n}-{i}",
+                    i % 2 == 0,
+                )
+
+    try:
+        await asyncio.gather(*(writer(n) for n in range(8)))
+    finally:
+        await pool.close()
+
+    report = await verify(own_storage)
+    assert report.intact, report.first_break
+    conn = await connect(own_storage.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM ledger WHERE kind = 'pin_checks'") == 4000
+        assert await conn.fetchval("SELECT max(seq) = count(*) FROM ledger")
+    finally:
+        await conn.close()
+
+
+def test_ivr_verify_exits_zero_when_intact_and_one_naming_the_break(own_storage) -> None:
+    env = {"DATABASE_URL": own_storage.database_url, "IVR_FLOWS_DIR": ""}
+    asyncio.run(_seed(own_storage))
+    intact = CliRunner().invoke(main, ["verify"], env=env)
+    head = CliRunner().invoke(main, ["verify", "--head"], env=env)
+    asyncio.run(tamper(own_storage, "DELETE FROM ledger WHERE seq = 1"))
+    broken = CliRunner().invoke(main, ["verify"], env=env)
+
+    assert intact.exit_code == 0 and "ledger intact:" in intact.output
+    assert head.exit_code == 0 and head.output.startswith("head ")
+    assert broken.exit_code == 1
+    assert "missing: entry #1" in broken.output
+
+
+async def _seed(storage: Storage) -> None:
+    async with running_service(storage, unused_port()):
+        pass  # migrates and registers the flow versions: chained rows to verify
+
+
+async def test_the_service_role_cannot_write_the_ledger_directly(own_storage, http) -> None:
+    await make_calls(own_storage, http, count=1)
+    pool = await create_pool(own_storage.database_url, min_size=1, max_size=1)
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await pool.execute(
+                "INSERT INTO ledger (seq, kind, ref_id, prev_hash, hash) VALUES (999, 'x', 1, $1, $1)", GENESIS
+            )
+    finally:
+        await pool.close()
