@@ -132,6 +132,7 @@ def _purpose(key: str, p: Mapping[str, Any]) -> Purpose:
         revoke=_prompt(p["revoke"]),
         statement=_prompt(p["statement"]) if "statement" in p else None,
         honor_business_days=int(honor) if honor is not None else None,
+        opt_out_days=int(p["opt_out_days"]) if "opt_out_days" in p else None,
     )
 
 

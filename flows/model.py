@@ -139,6 +139,7 @@ class Purpose:
     revoke: Prompt
     statement: Prompt | None = None  # what a caller says to consent verbally ({statement})
     honor_business_days: int | None = None  # a revocation must be honored within this many
+    opt_out_days: int | None = None  # opt-out basis: deemed granted this long after the notice
 
     def describe(self, action: Decision) -> Prompt:
         return self.grant if action is Decision.GRANT else self.revoke

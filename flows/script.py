@@ -68,6 +68,10 @@ def render_script(flow: Flow) -> str:
         lines.extend(_prompt_lines("revoke", purpose.revoke, indent=4))
         if purpose.statement is not None:
             lines.extend(_prompt_lines("statement", purpose.statement, indent=4))
+        if purpose.opt_out_days is not None:
+            lines.append(
+                f"    opt-out basis: deemed granted {purpose.opt_out_days} days after the notice unless restricted"
+            )
         if purpose.honor_business_days is not None:
             lines.append(f"    a revocation is honored within {purpose.honor_business_days} business days")
     lines.append("")

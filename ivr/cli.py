@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -20,13 +21,14 @@ from flows.script import render_script
 from ivr import keys
 from ivr.app import create_app
 from ivr.customer_import import parse_customers, with_hashed_pins
-from ivr.flow_catalog import DEFAULT_FLOW, deployed_flows
+from ivr.flow_catalog import DEFAULT_FLOW, deployed_flows, purpose_rules
 from ivr.logs import configure_logging
 from ivr.resources import postgres_ctx, postgres_server_ctx
 from ivr.routes import STATUS_PATH, VOICE_PATH
 from ivr.settings import ConfigError, Settings
 from ivr.simulator import SILENCE, FakeTwilio, Twiml, simulate_call
 from storage.customers import upsert_customer
+from storage.state import ConsentState, consent_state
 from storage.verify import Head, Report, ledger_head, verify_ledger
 
 __all__ = ["main"]
@@ -165,6 +167,31 @@ def verify(head_only: bool, since_head: str | None) -> None:
         click.echo(f"ledger BROKEN after {result.entries} good entries: {result.first_break}", err=True)
         sys.exit(1)
     click.echo(f"ledger intact: {result.entries} entries, head {result.head.hash}")
+
+
+@main.command()
+@click.argument("subject")
+@click.option("--as-of", type=click.DateTime(), help="The state at this UTC time instead of now.")
+def consent(subject: str, as_of: datetime | None) -> None:
+    """Print SUBJECT's consent (an E.164 number or an account number) for every purpose."""
+    settings = _load_settings(os.environ, need_twilio=False)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    rules = purpose_rules(_deployed_or_exit())
+    when = as_of.replace(tzinfo=UTC) if as_of else datetime.now(UTC)
+
+    async def run() -> list[ConsentState]:
+        async with _storage(settings) as app, app[keys.PG_POOL].acquire() as conn:
+            return [
+                await consent_state(conn, subject, purpose, as_of=when, opt_out_days=days)
+                for purpose, days in sorted(rules.items())
+            ]
+
+    click.echo(f"{subject} as of {when.isoformat()}")
+    for state in asyncio.run(run()):
+        since = f" since {state.since.isoformat()}" if state.since else ""
+        decided = f" (event {state.event_id})" if state.event_id else ""
+        honor = f" honor by {state.honor_by.isoformat()}" if state.honor_by else ""
+        click.echo(f"  {state.purpose:<18} {state.status.value:<15}{since}{decided}{honor}")
 
 
 @main.group()

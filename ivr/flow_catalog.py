@@ -11,7 +11,7 @@ from flows.model import Flow
 from storage.evidence import load_flow_definition, register_flow_version
 from storage.ledger import chained
 
-__all__ = ["DEFAULT_FLOW", "FlowCatalog", "UnknownFlowVersion", "deployed_flows"]
+__all__ = ["DEFAULT_FLOW", "FlowCatalog", "UnknownFlowVersion", "deployed_flows", "purpose_rules"]
 
 DEFAULT_FLOW = "consent-line"
 
@@ -29,6 +29,14 @@ def deployed_flows(flows_dir: Path | None) -> dict[str, Flow]:
     if DEFAULT_FLOW not in flows:
         raise FlowDefinitionError(DEFAULT_FLOW, ["the default flow is missing"])
     return flows
+
+
+def purpose_rules(flows: dict[str, Flow]) -> dict[str, int | None]:
+    rules: dict[str, int | None] = {}
+    for flow in flows.values():
+        for key, purpose in flow.purposes.items():
+            rules[key] = rules.get(key) or purpose.opt_out_days
+    return rules
 
 
 class UnknownFlowVersion(Exception):
@@ -69,6 +77,10 @@ class FlowCatalog:
     @property
     def deployed(self) -> dict[str, Flow]:
         return dict(self._deployed)
+
+    def purpose_rules(self) -> dict[str, int | None]:
+        """Every purpose the deployed flows offer, with its opt-out window (None: opt-in)."""
+        return purpose_rules(self._deployed)
 
     async def register(self, pool: asyncpg.Pool) -> None:
         """Store every deployed version before any call can be served on it."""

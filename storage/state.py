@@ -1,0 +1,116 @@
+"""What a subject's consent is, derived from the ledger's rows (DESIGN rule 6).
+
+The latest decision for the subject and purpose, at or before ``as_of``, decides.
+With no decision, an opt-out purpose (CPNI) is deemed granted only once its opt-out
+window has passed since the subject was first given the notice; until then, or for an
+opt-in purpose, nothing is granted. Revocations count from the moment they are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+import asyncpg
+
+__all__ = ["Basis", "ConsentState", "Status", "consent_state"]
+
+
+class Status(StrEnum):
+    GRANTED = "granted"
+    REVOKED = "revoked"
+    NEVER_ASKED = "never_asked"
+    DEEMED_GRANTED = "deemed_granted"  # opt-out basis: notice given, window passed, no restriction
+    NOTICE_PENDING = "notice_pending"  # opt-out basis: notice given, window still open
+
+
+class Basis(StrEnum):
+    EXPLICIT = "explicit"  # the subject's own decision
+    DEEMED_AFTER_NOTICE = "deemed_after_notice"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    subject: str
+    purpose: str
+    as_of: datetime
+    status: Status
+    basis: Basis
+    since: datetime | None
+    event_id: UUID | None  # the decision that decided it
+    notice_id: int | None  # the notice an opt-out state rests on
+    honor_by: date | None  # a revocation's honor-by date, if it has one
+
+
+async def consent_state(
+    conn: asyncpg.Connection,
+    subject: str,
+    purpose: str,
+    *,
+    as_of: datetime,
+    opt_out_days: int | None = None,
+) -> ConsentState:
+    decision = await conn.fetchrow(
+        """
+        SELECT event_id, action, recorded_at, honor_by FROM consent_events
+        WHERE subject = $1 AND purpose = $2 AND recorded_at <= $3
+        ORDER BY recorded_at DESC, id DESC LIMIT 1
+        """,
+        subject,
+        purpose,
+        as_of,
+    )
+    if decision is not None:
+        status = Status.GRANTED if decision["action"] == "grant" else Status.REVOKED
+        return ConsentState(
+            subject,
+            purpose,
+            as_of,
+            status,
+            Basis.EXPLICIT,
+            decision["recorded_at"],
+            decision["event_id"],
+            None,
+            decision["honor_by"],
+        )
+    if opt_out_days is None:
+        return ConsentState(subject, purpose, as_of, Status.NEVER_ASKED, Basis.NONE, None, None, None, None)
+    return await _opt_out_state(conn, subject, purpose, as_of, opt_out_days)
+
+
+async def _opt_out_state(
+    conn: asyncpg.Connection, subject: str, purpose: str, as_of: datetime, opt_out_days: int
+) -> ConsentState:
+    notice = await conn.fetchrow(
+        """
+        SELECT id, given_at FROM notices
+        WHERE notice = $2 AND given_at <= $3
+          AND (caller_number = $1
+               OR caller_number IN (SELECT phone FROM customer_phones WHERE account_number = $1))
+        ORDER BY given_at, id LIMIT 1
+        """,
+        subject,
+        purpose,
+        as_of,
+    )
+    if notice is None:
+        return ConsentState(subject, purpose, as_of, Status.NEVER_ASKED, Basis.NONE, None, None, None, None)
+    deemed_from = notice["given_at"] + timedelta(days=opt_out_days)
+    if as_of >= deemed_from:
+        return ConsentState(
+            subject,
+            purpose,
+            as_of,
+            Status.DEEMED_GRANTED,
+            Basis.DEEMED_AFTER_NOTICE,
+            deemed_from,
+            None,
+            notice["id"],
+            None,
+        )
+    return ConsentState(
+        subject, purpose, as_of, Status.NOTICE_PENDING, Basis.NONE, notice["given_at"], None, notice["id"], None
+    )
