@@ -10,6 +10,7 @@ from ivr.resources import (
     call_desk_ctx,
     postgres_ctx,
     postgres_server_ctx,
+    recordings_ctx,
     redis_ctx,
     redis_server_ctx,
 )
@@ -25,6 +26,8 @@ CLIENT_MAX_SIZE = 256 * 1024
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=CLIENT_MAX_SIZE)
     app[keys.SETTINGS] = settings
-    app.cleanup_ctx.extend([postgres_server_ctx, redis_server_ctx, postgres_ctx, redis_ctx, call_desk_ctx])
+    app.cleanup_ctx.extend(
+        [postgres_server_ctx, redis_server_ctx, postgres_ctx, redis_ctx, recordings_ctx, call_desk_ctx]
+    )
     setup_routes(app)
     return app

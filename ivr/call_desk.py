@@ -9,7 +9,7 @@ session is left where it was.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import asyncpg
@@ -31,6 +31,7 @@ from storage.evidence import (
     record_recording_status,
 )
 from storage.ledger import Chain, chained
+from storage.recordings import enqueue_fetch
 from storage.sessions import CallSessions
 
 __all__ = ["STORAGE_ERRORS", "CallDesk"]
@@ -40,6 +41,7 @@ log = structlog.get_logger(__name__)
 # What a database outage looks like from asyncpg: refused or dropped connections,
 # server errors, and our own timeouts.
 STORAGE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+RECORDING_COMPLETED = "completed"  # Twilio's RecordingStatus once the media can be fetched
 # Waiting longer than this for a pooled connection would eat Twilio's 15-second budget.
 POOL_ACQUIRE_TIMEOUT_S = 4.0
 
@@ -53,8 +55,10 @@ class CallDesk:
         sessions: CallSessions,
         flows: FlowCatalog,
         renderer: TwimlRenderer,
+        recording_announced: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
+        self._recording_announced = recording_announced
         self._lookups = Lookups(pool)
         self._sessions = sessions
         self._flows = flows
@@ -128,6 +132,10 @@ class CallDesk:
         """Keep Twilio's word on a recording's processing (it may come before or after the call ends)."""
         async with self._transaction() as chain:
             await record_recording_status(chain, status)
+            if status.status == RECORDING_COMPLETED:
+                await enqueue_fetch(chain.conn, status.recording_sid, status.call_sid, status.account_sid)
+        if status.status == RECORDING_COMPLETED:
+            self._recording_announced()
         log.info("recording_status", call_sid=status.call_sid, recording=status.recording_sid, status=status.status)
 
     def system_error(self, flow: Flow | None = None, lang: str | None = None) -> str:

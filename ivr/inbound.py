@@ -133,9 +133,13 @@ def recording_status_of(form: Mapping[str, object]) -> RecordingStatus:
     status = _field(form, "RecordingStatus")
     if not _SID.match(sid) or not _STATUS.match(status):
         raise _bad("RecordingSid and RecordingStatus are required")
+    account_sid = _field(form, "AccountSid")
+    if not _SID.match(account_sid) or not account_sid.startswith("AC"):
+        raise _bad("AccountSid is required")
     return RecordingStatus(
         recording_sid=sid,
         call_sid=call_sid_of(form),
+        account_sid=account_sid,
         status=status,
         duration_s=_count(form, "RecordingDuration"),
         recording_url=_field(form, "RecordingUrl") or None,

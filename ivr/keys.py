@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from ivr.call_desk import CallDesk
 from ivr.flow_catalog import FlowCatalog
+from ivr.recording_fetcher import RecordingFetcher
 from ivr.security import SignatureCheck
 from ivr.settings import Settings
 from storage.migrator import Migration
@@ -23,3 +24,4 @@ FLOWS = web.AppKey("flows", FlowCatalog)
 SIGNATURES = web.AppKey("signatures", SignatureCheck)
 CALL_DESK = web.AppKey("call_desk", CallDesk)
 APPLIED_MIGRATIONS = web.AppKey("applied_migrations", list[Migration])
+RECORDING_FETCHER = web.AppKey("recording_fetcher", RecordingFetcher)

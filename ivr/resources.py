@@ -13,6 +13,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import structlog
 from aiohttp import web
 from redis.asyncio import Redis
@@ -20,15 +21,18 @@ from redis.asyncio import Redis
 from ivr import keys
 from ivr.call_desk import CallDesk
 from ivr.flow_catalog import FlowCatalog, deployed_flows
+from ivr.recording_fetcher import FetchPolicy, RecordingFetcher
 from ivr.security import SignatureCheck
 from ivr.twiml import TwimlRenderer
 from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
 from storage.postgres import connect, create_pool
+from storage.recordings import DirectoryStore, MediaStore, PostgresStore
 from storage.sessions import CallSessions
 
 __all__ = [
     "call_desk_ctx",
+    "recordings_ctx",
     "postgres_ctx",
     "postgres_server_ctx",
     "redis_ctx",
@@ -105,9 +109,42 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await redis.aclose()
 
 
+async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The background worker that fetches and keeps recordings (one per process)."""
+    settings = app[keys.SETTINGS]
+    store: MediaStore = (
+        DirectoryStore(settings.data_dir / "recordings") if settings.recording_store == "directory" else PostgresStore()
+    )
+    policy = FetchPolicy(
+        settings.recording_fetch_timeout_s,
+        settings.recording_retry_base_s,
+        settings.recording_max_attempts,
+        settings.recording_callback_grace_s,
+    )
+    async with aiohttp.ClientSession() as http:
+        fetcher = RecordingFetcher(
+            app[keys.PG_POOL],
+            http,
+            store,
+            policy,
+            api_base_url=settings.twilio_api_base_url,
+            auth=(settings.twilio_account_sid, settings.auth_token),
+        )
+        app[keys.RECORDING_FETCHER] = fetcher
+        task = asyncio.create_task(fetcher.run(), name="recording-fetcher")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     app[keys.SIGNATURES] = SignatureCheck(settings.auth_token, settings.base_url)
     renderer = TwimlRenderer(settings.base_url, {"agents": settings.agent_target})
-    app[keys.CALL_DESK] = CallDesk(app[keys.PG_POOL], app[keys.SESSIONS], app[keys.FLOWS], renderer)
+    app[keys.CALL_DESK] = CallDesk(
+        app[keys.PG_POOL], app[keys.SESSIONS], app[keys.FLOWS], renderer, app[keys.RECORDING_FETCHER].wake
+    )
     yield

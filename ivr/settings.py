@@ -109,6 +109,11 @@ class Settings(BaseModel):
     )
     agent_target: Annotated[str, AfterValidator(_connect_target)] = Field(default="queue:agents", alias="AGENT_TARGET")
     data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
+    recording_store: Literal["postgres", "directory"] = Field(default="postgres", alias="RECORDING_STORE")
+    recording_fetch_timeout_s: float = Field(default=30.0, gt=0, alias="RECORDING_FETCH_TIMEOUT_S")
+    recording_retry_base_s: float = Field(default=15.0, gt=0, alias="RECORDING_RETRY_BASE_S")
+    recording_max_attempts: int = Field(default=8, ge=1, alias="RECORDING_MAX_ATTEMPTS")
+    recording_callback_grace_s: float = Field(default=600.0, gt=0, alias="RECORDING_CALLBACK_GRACE_S")
     flows_dir: Path | None = Field(default=None, alias="IVR_FLOWS_DIR")
     number_flows: Annotated[dict[str, str], BeforeValidator(_number_flows)] = Field(
         default_factory=dict, alias="IVR_NUMBER_FLOWS"

@@ -277,6 +277,7 @@ _INSERTS: dict[type, Callable[[Chain, CallState, Any, str], Awaitable[None]]] = 
 class RecordingStatus:
     recording_sid: str
     call_sid: str
+    account_sid: str
     status: str
     duration_s: int | None
     recording_url: str | None

@@ -34,6 +34,7 @@ EVIDENCE_TABLES = (
     "notices",
     "requests",
     "request_events",
+    "recording_media",
 )
 _PREFETCH = 2_000
 
