@@ -21,13 +21,16 @@ from flows.script import render_script
 from ivr import keys
 from ivr.app import create_app
 from ivr.customer_import import parse_customers, with_hashed_pins
+from ivr.exporting import ReceiptWriter
 from ivr.flow_catalog import DEFAULT_FLOW, deployed_flows, purpose_rules
 from ivr.logs import configure_logging
+from ivr.receipts import build_receipt, withdrawal_codes
 from ivr.resources import postgres_ctx, postgres_server_ctx
 from ivr.routes import STATUS_PATH, VOICE_PATH
 from ivr.settings import ConfigError, Settings
 from ivr.simulator import SILENCE, FakeTwilio, Twiml, simulate_call
 from storage.customers import upsert_customer
+from storage.exports import events_for_receipts
 from storage.state import ConsentState, consent_state
 from storage.verify import Head, Report, ledger_head, verify_ledger
 
@@ -192,6 +195,32 @@ def consent(subject: str, as_of: datetime | None) -> None:
         decided = f" (event {state.event_id})" if state.event_id else ""
         honor = f" honor by {state.honor_by.isoformat()}" if state.honor_by else ""
         click.echo(f"  {state.purpose:<18} {state.status.value:<15}{since}{decided}{honor}")
+
+
+@main.command()
+@click.option("--phone", "subject", help="Only this subject (an E.164 number or an account number).")
+@click.option("--since", type=click.DateTime(), help="Only decisions from this UTC time on.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+def export(subject: str | None, since: datetime | None, fmt: str) -> None:
+    """Stream decisions with their receipts to standard output (JSON lines or CSV)."""
+    settings = _load_settings(os.environ, need_twilio=False)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    flows = _deployed_or_exit()
+    purposes = {key: p for flow in flows.values() for key, p in flow.purposes.items()}
+    codes = withdrawal_codes(flows.values())
+    writer = ReceiptWriter(sys.stdout, fmt)
+
+    async def run() -> int:
+        async with _storage(settings) as app, app[keys.PG_POOL].acquire() as conn, conn.transaction(readonly=True):
+            count = 0
+            async for row in events_for_receipts(conn, subject=subject, since=since and since.replace(tzinfo=UTC)):
+                purpose = purposes.get(row["purpose"])
+                writer.write(build_receipt(row, settings.controller, purpose, codes.get(row["purpose"])))
+                count += 1
+            return count
+
+    exported = asyncio.run(run())
+    click.echo(f"exported {exported} decision(s)", err=True)
 
 
 @main.group()

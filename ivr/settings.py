@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from ivr.receipts import Controller
+
 __all__ = ["ConfigError", "Settings"]
 
 DEFAULT_TWILIO_API_BASE_URL = "https://api.twilio.com"
@@ -109,6 +111,10 @@ class Settings(BaseModel):
     )
     agent_target: Annotated[str, AfterValidator(_connect_target)] = Field(default="queue:agents", alias="AGENT_TARGET")
     data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
+    controller_name: str = Field(default="One Stop VoIP LLC", alias="CONTROLLER_NAME")
+    controller_contact: str = Field(default="info@onestopvoip.com", alias="CONTROLLER_CONTACT")
+    controller_phone: str = Field(default="+18448800330", alias="CONTROLLER_PHONE")
+    jurisdiction: str = Field(default="US", alias="JURISDICTION")
     recording_store: Literal["postgres", "directory"] = Field(default="postgres", alias="RECORDING_STORE")
     recording_fetch_timeout_s: float = Field(default=30.0, gt=0, alias="RECORDING_FETCH_TIMEOUT_S")
     recording_retry_base_s: float = Field(default=15.0, gt=0, alias="RECORDING_RETRY_BASE_S")
@@ -156,6 +162,10 @@ class Settings(BaseModel):
     def base_url(self) -> str:
         assert self.public_base_url is not None  # guaranteed by validation
         return self.public_base_url
+
+    @property
+    def controller(self) -> Controller:
+        return Controller(self.controller_name, self.controller_contact, self.controller_phone, self.jurisdiction)
 
     @property
     def effective_log_format(self) -> str:

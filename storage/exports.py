@@ -1,0 +1,31 @@
+"""Streaming consent events with everything a receipt needs, oldest first."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import asyncpg
+
+__all__ = ["events_for_receipts"]
+
+_PREFETCH = 500
+
+
+async def events_for_receipts(
+    conn: asyncpg.Connection, *, subject: str | None = None, since: datetime | None = None
+) -> AsyncIterator[asyncpg.Record]:
+    """Decisions joined with their ledger entry and kept recording; call inside a transaction."""
+    query = """
+        SELECT e.*, l.seq AS ledger_seq, l.hash AS ledger_hash, l.prev_hash AS ledger_prev_hash,
+               m.sha256 AS media_sha256, m.size_bytes AS media_size, f.status AS fetch_status
+        FROM consent_events e
+        LEFT JOIN ledger l ON l.kind = 'consent_events' AND l.ref_id = e.id
+        LEFT JOIN recording_media m ON m.recording_sid = e.recording_sid
+        LEFT JOIN recording_fetches f ON f.recording_sid = e.recording_sid
+        WHERE ($1::text IS NULL OR e.subject = $1 OR e.caller_number = $1)
+          AND ($2::timestamptz IS NULL OR e.recorded_at >= $2)
+        ORDER BY e.recorded_at, e.id
+    """
+    async for row in conn.cursor(query, subject, since, prefetch=_PREFETCH):
+        yield row
