@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import os
 import secrets
 import sys
@@ -31,6 +32,9 @@ from ivr.settings import ConfigError, Settings
 from ivr.simulator import SILENCE, FakeTwilio, Twiml, simulate_call
 from storage.customers import upsert_customer
 from storage.exports import events_for_receipts
+from storage.ledger import chained
+from storage.postgres import connect
+from storage.retention import active_holds, hold, plan_removal, remove
 from storage.state import ConsentState, consent_state
 from storage.verify import Head, Report, ledger_head, verify_ledger
 
@@ -221,6 +225,84 @@ def export(subject: str | None, since: datetime | None, fmt: str) -> None:
 
     exported = asyncio.run(run())
     click.echo(f"exported {exported} decision(s)", err=True)
+
+
+@main.group()
+def retention() -> None:
+    """Remove evidence past its retention period (never under a legal hold)."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("--as-of", type=click.DateTime(), help="Plan as if it were this UTC time (with --dry-run, a forecast).")
+@click.option("--reason", default="retention period passed", show_default=True)
+def retention_run(dry_run: bool, as_of: datetime | None, reason: str) -> None:
+    """Remove whole calls whose evidence is past retention, leaving a chained tombstone."""
+    settings = _load_settings(os.environ, need_twilio=False)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    when = as_of.replace(tzinfo=UTC) if as_of else datetime.now(UTC)
+    periods = settings.retention_periods
+
+    async def run() -> tuple[int, int]:
+        async with _storage(settings) as app:
+            owner = await connect(app[keys.DATABASE_DSN])  # only the tables' owner may remove
+            try:
+                async with chained(owner) as chain:
+                    plan = await plan_removal(owner, periods, settings.retention_days, when)
+                    if dry_run or not plan.rows:
+                        return len(plan.call_sids), len(plan.rows)
+                    removed = await remove(chain, plan, actor=getpass.getuser(), reason=reason, periods=periods)
+                    return len(plan.call_sids), removed
+            finally:
+                await owner.close()
+
+    calls, rows = asyncio.run(run())
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {calls} call(s), {rows} evidence row(s) (as of {when.isoformat()})")
+
+
+@main.group("hold")
+def holds() -> None:
+    """Legal holds: a subject on hold keeps all its evidence, whatever the retention."""
+
+
+@holds.command("add")
+@click.option("--subject", required=True, help="An E.164 number or an account number.")
+@click.option("--reason", required=True)
+def hold_add(subject: str, reason: str) -> None:
+    _hold(subject, "place", reason)
+    click.echo(f"hold placed on {subject}")
+
+
+@holds.command("remove")
+@click.option("--subject", required=True)
+@click.option("--reason", required=True)
+def hold_remove(subject: str, reason: str) -> None:
+    _hold(subject, "release", reason)
+    click.echo(f"hold released on {subject}")
+
+
+@holds.command("list")
+def hold_list() -> None:
+    settings = _load_settings(os.environ, need_twilio=False)
+
+    async def run() -> list:
+        async with _storage(settings) as app, app[keys.PG_POOL].acquire() as conn:
+            return [h for h in await active_holds(conn) if h["action"] == "place"]
+
+    for held in asyncio.run(run()):
+        click.echo(f"{held['subject']}  since {held['at'].isoformat()}  by {held['actor']}: {held['reason']}")
+
+
+def _hold(subject: str, action: str, reason: str) -> None:
+    settings = _load_settings(os.environ, need_twilio=False)
+    configure_logging(settings.log_level, settings.effective_log_format)
+
+    async def run() -> None:
+        async with _storage(settings) as app, app[keys.PG_POOL].acquire() as conn, chained(conn) as chain:
+            await hold(chain, subject, action, reason, getpass.getuser())
+
+    asyncio.run(run())
 
 
 @main.group()

@@ -92,6 +92,25 @@ def _number_flows(value: object) -> object:
     return mapping
 
 
+# 47 CFR 64.2009: CPNI approval records are kept at least a year after they stop applying.
+MIN_CPNI_RETENTION_DAYS = 365
+
+
+def _retention_periods(value: object) -> object:
+    """``cpni=1826,telemarketing=1826`` -> days per purpose (CPNI never under a year)."""
+    if not isinstance(value, str):
+        return value
+    periods: dict[str, int] = {}
+    for pair in filter(None, (part.strip() for part in value.split(","))):
+        purpose, _, days = pair.partition("=")
+        if not _FLOW_NAME.match(purpose.replace("_", "-")) or not days.strip().isdigit():
+            raise ValueError(f"{pair!r} is not purpose=days")
+        periods[purpose.strip()] = int(days)
+    if periods.get("cpni", MIN_CPNI_RETENTION_DAYS) < MIN_CPNI_RETENTION_DAYS:
+        raise ValueError(f"cpni must be kept at least {MIN_CPNI_RETENTION_DAYS} days")
+    return periods
+
+
 class Settings(BaseModel):
     """Everything the service reads from its environment."""
 
@@ -111,6 +130,10 @@ class Settings(BaseModel):
     )
     agent_target: Annotated[str, AfterValidator(_connect_target)] = Field(default="queue:agents", alias="AGENT_TARGET")
     data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
+    retention_days: int = Field(default=1826, ge=365, alias="RETENTION_DAYS")
+    retention_periods: Annotated[dict[str, int], BeforeValidator(_retention_periods)] = Field(
+        default_factory=dict, alias="RETENTION_PERIODS"
+    )
     controller_name: str = Field(default="One Stop VoIP LLC", alias="CONTROLLER_NAME")
     controller_contact: str = Field(default="info@onestopvoip.com", alias="CONTROLLER_CONTACT")
     controller_phone: str = Field(default="+18448800330", alias="CONTROLLER_PHONE")

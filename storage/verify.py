@@ -12,6 +12,7 @@ whole ledger in memory), recomputes every hash, and reports the first break:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import asyncpg
@@ -35,6 +36,8 @@ EVIDENCE_TABLES = (
     "requests",
     "request_events",
     "recording_media",
+    "hold_events",
+    "retention_runs",
 )
 _PREFETCH = 2_000
 
@@ -64,6 +67,7 @@ class Report:
     head: Head
     first_break: Break | None
     since_head_seq: int | None  # where a head kept earlier stands in the chain, if asked
+    removed: int = 0  # entries whose rows a retention run removed (with a tombstone)
 
     @property
     def intact(self) -> bool:
@@ -80,7 +84,11 @@ def _entries_with_rows() -> str:
         f"SELECT to_jsonb(t.*) FROM {table} t WHERE l.kind = '{table}' AND t.id = l.ref_id" for table in EVIDENCE_TABLES
     )
     return f"""
-        SELECT l.seq, l.kind, l.ref_id, l.prev_hash, l.hash, c.content
+        SELECT l.seq, l.kind, l.ref_id, l.prev_hash, l.hash, c.content,
+               CASE WHEN c.content IS NULL THEN
+                 (SELECT r.run_id FROM removed_rows r WHERE r.kind = l.kind AND r.ref_id = l.ref_id
+                    AND r.ledger_hash = l.hash)
+               END AS removed_by
         FROM ledger l LEFT JOIN LATERAL ({lookups}) AS c(content) ON true
         ORDER BY l.seq
     """
@@ -98,6 +106,9 @@ async def verify_ledger(conn: asyncpg.Connection, *, since_head: str | None = No
             found = await _unchained(conn, table)
             if found is not None:
                 return walk.report(found)
+        found = await _tampered_tombstone(conn)
+        if found is not None:
+            return walk.report(found)
         if since_head is not None and walk.since_head_seq is None:
             return walk.report(
                 Break("rewritten", None, "ledger", None, f"the kept head {since_head} is not in the chain")
@@ -108,6 +119,7 @@ async def verify_ledger(conn: asyncpg.Connection, *, since_head: str | None = No
 class _Walk:
     def __init__(self, since_head: str | None) -> None:
         self.seq, self.hash = 0, GENESIS
+        self.removed = 0
         self.since_head = since_head
         self.since_head_seq: int | None = 0 if since_head == GENESIS else None
 
@@ -117,9 +129,11 @@ class _Walk:
             return Break("missing", self.seq + 1, kind, None, f"entries #{self.seq + 1} to #{seq - 1} are gone")
         if row["prev_hash"] != self.hash:
             return Break("rewritten", seq, kind, ref_id, f"does not link to entry #{self.seq}")
-        if row["content"] is None:
+        if row["content"] is None and row["removed_by"] is not None:
+            self.removed += 1  # removed under retention; the run's tombstone names it
+        elif row["content"] is None:
             return Break("missing", seq, kind, ref_id, "the evidence row it chained is gone")
-        if entry_hash(canonical_json(row["content"]), row["prev_hash"]) != row["hash"]:
+        elif entry_hash(canonical_json(row["content"]), row["prev_hash"]) != row["hash"]:
             return Break("edited", seq, kind, ref_id, "the evidence row no longer matches its hash")
         self.seq, self.hash = seq, row["hash"]
         if self.hash == self.since_head:
@@ -127,7 +141,7 @@ class _Walk:
         return None
 
     def report(self, found: Break | None) -> Report:
-        return Report(self.seq, Head(self.seq, self.hash), found, self.since_head_seq)
+        return Report(self.seq, Head(self.seq, self.hash), found, self.since_head_seq, self.removed)
 
 
 async def _explained(conn: asyncpg.Connection, found: Break, prev_hash: str) -> Break:
@@ -139,6 +153,22 @@ async def _explained(conn: asyncpg.Connection, found: Break, prev_hash: str) -> 
         return found
     detail = f"links to entry #{linked}, not #{found.seq - 1 if found.seq else 0}"
     return Break("reordered", found.seq, found.kind, found.ref_id, detail)
+
+
+async def _tampered_tombstone(conn: asyncpg.Connection) -> Break | None:
+    """Each retention run's chained digest must still match the list of rows it removed."""
+    async for run in conn.cursor("SELECT id, removed_digest FROM retention_runs ORDER BY id"):
+        lines = await conn.fetchval(
+            """
+            SELECT coalesce(string_agg(kind || ':' || ref_id || ':' || ledger_hash, E'\n' ORDER BY
+                   kind || ':' || ref_id || ':' || ledger_hash COLLATE "C"), '')
+            FROM removed_rows WHERE run_id = $1
+            """,
+            run["id"],
+        )
+        if hashlib.sha256(lines.encode()).hexdigest() != run["removed_digest"]:
+            return Break("edited", None, "retention_runs", run["id"], "its list of removed rows was changed")
+    return None
 
 
 async def _unchained(conn: asyncpg.Connection, table: str) -> Break | None:

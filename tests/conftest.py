@@ -148,3 +148,14 @@ async def db(service: Service) -> AsyncIterator[asyncpg.Connection]:
     """A connection of the test's own, for looking at what the service stored."""
     async with service.pool.acquire() as conn:
         yield conn
+
+
+@pytest.fixture
+async def own_storage(storage: Storage) -> AsyncIterator[Storage]:
+    """A database of this test's own: tampering with it cannot upset other tests."""
+    name = "ivr_ledger_" + secrets.token_hex(4)
+    await _admin(storage.database_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield Storage(with_database(storage.database_url, name), storage.redis_url)
+    finally:
+        await _admin(storage.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -14,56 +12,8 @@ from click.testing import CliRunner
 from ivr.cli import main
 from storage.ledger import GENESIS, canonical_json, chained, entry_hash
 from storage.postgres import connect, create_pool
-from storage.verify import verify_ledger
-from tests.conftest import AUTH_TOKEN, Storage, _admin, running_service, with_database
-from tests.fake_twilio import FakeTwilio
-
-
-@pytest.fixture
-async def own_storage(storage: Storage) -> AsyncIterator[Storage]:
-    """A database of this test's own: tampering with it cannot upset other tests."""
-    name = "ivr_ledger_" + secrets.token_hex(4)
-    await _admin(storage.database_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield Storage(with_database(storage.database_url, name), storage.redis_url)
-    finally:
-        await _admin(storage.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def make_calls(storage: Storage, http, count: int = 3) -> list[str]:
-    async with running_service(storage, unused_port()) as running:
-        twilio = FakeTwilio(http, running.base_url, AUTH_TOKEN)
-        sids = []
-        for _ in range(count):
-            call = twilio.call()
-            await call.dial()
-            await call.keys("2", "2", "1")
-            await call.hang_up()
-            sids.append(call.call_sid)
-    return sids
-
-
-async def tamper(storage: Storage, *statements: str) -> None:
-    """As the tables' owner, with the append-only triggers switched off: what an insider could do."""
-    owner = await connect(storage.database_url)
-    try:
-        async with owner.transaction():
-            for table in ("consent_events", "keypresses", "ledger", "calls"):
-                await owner.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-            for statement in statements:
-                await owner.execute(statement)
-            for table in ("consent_events", "keypresses", "ledger", "calls"):
-                await owner.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
-    finally:
-        await owner.close()
-
-
-async def verify(storage: Storage, since_head: str | None = None):
-    conn = await connect(storage.database_url)
-    try:
-        return await verify_ledger(conn, since_head=since_head)
-    finally:
-        await conn.close()
+from tests.conftest import Storage, running_service
+from tests.helpers import make_calls, tamper, verify
 
 
 async def test_real_calls_leave_an_intact_chain_whose_hashes_anyone_can_recompute(own_storage, http) -> None:

@@ -1,0 +1,150 @@
+"""Retention: removing evidence past its period, never under a legal hold, with a tombstone.
+
+The unit removed is a call: its keypresses, notices, decisions, recordings (and their
+media), connections and ending, together. Calls that opened a request are kept: the
+request follows its own course with staff. A call may go only when every decision made
+on it has stopped being in effect (a later decision for the same subject and purpose
+replaced it) for longer than its purpose's retention period, when the call itself is
+older than the default period, and when neither its caller nor any subject it decided
+for is on hold. Decisions still in effect are never removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from storage.ledger import Chain
+
+__all__ = ["CALL_TABLES", "Removal", "active_holds", "hold", "plan_removal", "remove"]
+
+# The tables whose rows belong to a call, removed children first.
+CALL_TABLES = (
+    "keypresses",
+    "notices",
+    "consent_events",
+    "recording_statuses",
+    "recording_media",
+    "recordings",
+    "connections",
+    "pin_checks",
+    "call_endings",
+    "calls",
+)
+
+
+@dataclass(frozen=True)
+class Removal:
+    call_sids: list[str]
+    rows: list[tuple[str, int, int, str]]  # kind, ref_id, ledger seq, ledger hash
+    recording_sids: list[str]
+
+    @property
+    def digest(self) -> str:
+        lines = sorted(f"{kind}:{ref_id}:{ledger_hash}" for kind, ref_id, _, ledger_hash in self.rows)
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+async def hold(chain: Chain, subject: str, action: str, reason: str, actor: str) -> None:
+    await chain.insert(
+        "hold_events",
+        "INSERT INTO hold_events (subject, action, reason, actor) VALUES ($1, $2, $3, $4)",
+        subject,
+        action,
+        reason,
+        actor,
+    )
+
+
+async def active_holds(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT DISTINCT ON (subject) subject, action, reason, actor, at FROM hold_events
+        ORDER BY subject, id DESC
+        """
+    )
+
+
+async def plan_removal(
+    conn: asyncpg.Connection, periods_days: Mapping[str, int], default_days: int, now: datetime
+) -> Removal:
+    """What a retention run at ``now`` would remove (nothing is changed)."""
+    call_sids = [
+        r["call_sid"]
+        for r in await conn.fetch(
+            """
+            WITH holds AS (
+              SELECT subject FROM (
+                SELECT DISTINCT ON (subject) subject, action FROM hold_events ORDER BY subject, id DESC
+              ) latest WHERE action = 'place'
+            ),
+            kept AS (
+              SELECT e.call_sid FROM consent_events e
+              LEFT JOIN LATERAL (
+                SELECT min(n.recorded_at) AS at FROM consent_events n
+                WHERE n.subject = e.subject AND n.purpose = e.purpose AND (n.recorded_at, n.id) > (e.recorded_at, e.id)
+              ) superseded ON true
+              WHERE superseded.at IS NULL
+                 OR superseded.at + make_interval(days => coalesce(($1::jsonb ->> e.purpose)::int, $2)) > $3
+                 OR e.subject IN (SELECT subject FROM holds)
+              UNION SELECT call_sid FROM requests  -- requests follow their own course with staff
+            )
+            SELECT c.call_sid FROM calls c
+            WHERE c.started_at + make_interval(days => $2) < $3
+              AND c.call_sid NOT IN (SELECT call_sid FROM kept)
+              AND c.caller_number NOT IN (SELECT subject FROM holds)
+            ORDER BY c.call_sid
+            """,
+            json.dumps(dict(periods_days)),
+            default_days,
+            now,
+        )
+    ]
+    rows: list[tuple[str, int, int, str]] = []
+    for table in CALL_TABLES:
+        found = await conn.fetch(
+            f"""
+            SELECT t.id, l.seq, l.hash FROM {table} t
+            JOIN ledger l ON l.kind = '{table}' AND l.ref_id = t.id
+            WHERE t.call_sid = ANY($1::text[])
+            """,
+            call_sids,
+        )
+        rows.extend((table, r["id"], r["seq"], r["hash"]) for r in found)
+    recording_sids = [
+        r["recording_sid"]
+        for r in await conn.fetch("SELECT recording_sid FROM recordings WHERE call_sid = ANY($1::text[])", call_sids)
+    ]
+    return Removal(call_sids, rows, recording_sids)
+
+
+async def remove(chain: Chain, removal: Removal, *, actor: str, reason: str, periods: Mapping[str, int]) -> int:
+    """Write the tombstone, then delete; the caller's transaction must be the retention run."""
+    conn = chain.conn
+    await conn.execute("SET LOCAL ivr.retention_run = 'on'")
+    run = await chain.insert(
+        "retention_runs",
+        """
+        INSERT INTO retention_runs (actor, reason, periods, rows_removed, removed_digest)
+        VALUES ($1, $2, $3, $4, $5)
+        """,
+        actor,
+        reason,
+        dict(periods),
+        len(removal.rows),
+        removal.digest,
+    )
+    assert run is not None
+    await conn.executemany(
+        "INSERT INTO removed_rows (kind, ref_id, run_id, ledger_seq, ledger_hash) VALUES ($1, $2, $3, $4, $5)",
+        [(kind, ref_id, run["id"], seq, ledger_hash) for kind, ref_id, seq, ledger_hash in removal.rows],
+    )
+    await conn.execute("DELETE FROM recording_blobs WHERE recording_sid = ANY($1::text[])", removal.recording_sids)
+    for table in CALL_TABLES:
+        await conn.execute(f"DELETE FROM {table} WHERE call_sid = ANY($1::text[])", removal.call_sids)
+    return len(removal.rows)

@@ -1,0 +1,46 @@
+"""Shared steps for the ledger and retention tests."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import unused_port
+
+from storage.postgres import connect
+from storage.verify import Report, verify_ledger
+from tests.conftest import AUTH_TOKEN, Storage, running_service
+from tests.fake_twilio import FakeTwilio
+
+
+async def make_calls(storage: Storage, http, count: int = 3) -> list[str]:
+    async with running_service(storage, unused_port()) as running:
+        twilio = FakeTwilio(http, running.base_url, AUTH_TOKEN)
+        sids = []
+        for _ in range(count):
+            call = twilio.call()
+            await call.dial()
+            await call.keys("2", "2", "1")
+            await call.hang_up()
+            sids.append(call.call_sid)
+    return sids
+
+
+async def tamper(storage: Storage, *statements: str) -> None:
+    """As the tables' owner, with the append-only triggers switched off: what an insider could do."""
+    owner = await connect(storage.database_url)
+    try:
+        async with owner.transaction():
+            for table in ("consent_events", "keypresses", "ledger", "calls"):
+                await owner.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            for statement in statements:
+                await owner.execute(statement)
+            for table in ("consent_events", "keypresses", "ledger", "calls"):
+                await owner.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    finally:
+        await owner.close()
+
+
+async def verify(storage: Storage, since_head: str | None = None) -> Report:
+    conn = await connect(storage.database_url)
+    try:
+        return await verify_ledger(conn, since_head=since_head)
+    finally:
+        await conn.close()
