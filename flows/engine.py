@@ -92,6 +92,10 @@ def start(flow: Flow, call: CallStart, lang: str | None = None) -> Progress:
         flow_version=flow.version,
         lang=lang or flow.default_language,
         step=flow.start,
+        seq=call.first_seq,
+        agent=call.agent,
+        return_to=call.return_to,
+        transfer_id=call.transfer_id,
     )
     return _enter(flow, state, flow.start)
 
@@ -560,6 +564,7 @@ def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
         recording_sid=state.recording_sid,
         agent=state.agent,
         honor_business_days=purpose.honor_business_days if state.action is Decision.REVOKE else None,
+        scope=purpose.scope,
     )
 
 

@@ -133,6 +133,7 @@ def _purpose(key: str, p: Mapping[str, Any]) -> Purpose:
         statement=_prompt(p["statement"]) if "statement" in p else None,
         honor_business_days=int(honor) if honor is not None else None,
         opt_out_days=int(p["opt_out_days"]) if "opt_out_days" in p else None,
+        scope=str(p.get("scope", "standing")),
     )
 
 
@@ -210,6 +211,9 @@ def _problems(flow: Flow) -> Iterator[str]:
         yield from _prompt_problems(flow, label, prompt)
     for step in flow.steps.values():
         yield from _step_problems(flow, step)
+    for key, purpose in flow.purposes.items():
+        if purpose.scope not in ("standing", "call"):
+            yield f"purpose {key!r}: scope must be 'standing' or 'call'"
     unreachable = set(flow.steps) - {step.id for step in in_call_order(flow)}
     for step_id in sorted(unreachable):
         yield f"step {step_id!r} is unreachable from {flow.start!r}"

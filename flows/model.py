@@ -140,6 +140,7 @@ class Purpose:
     statement: Prompt | None = None  # what a caller says to consent verbally ({statement})
     honor_business_days: int | None = None  # a revocation must be honored within this many
     opt_out_days: int | None = None  # opt-out basis: deemed granted this long after the notice
+    scope: str = "standing"  # "call": a decision in effect only until the call ends
 
     def describe(self, action: Decision) -> Prompt:
         return self.grant if action is Decision.GRANT else self.revoke
@@ -376,11 +377,15 @@ class Flow:
 
 @dataclass(frozen=True)
 class CallStart:
-    """Who is calling whom, as Twilio reported it on the first webhook."""
+    """Who is calling whom, as Twilio reported it; and the agent, if one transferred them in."""
 
     call_sid: str
     caller: str
     dialed: str
+    agent: str | None = None
+    return_to: str | None = None
+    transfer_id: str | None = None
+    first_seq: int = 0  # prompts already numbered on this call (a transfer continues after them)
 
 
 @dataclass(frozen=True)
@@ -418,6 +423,7 @@ class CallState:
     reference: str | None = None  # of the request opened on this call
     return_to: str | None = None  # where an agent-transferred caller goes back to
     agent: str | None = None  # the agent who transferred the caller in
+    transfer_id: str | None = None
     finished: bool = False
 
     @property
@@ -596,6 +602,7 @@ class DecisionFact:
     recording_sid: str | None = None
     agent: str | None = None
     honor_business_days: int | None = None  # for revocations that must be honored by a deadline
+    scope: str = "standing"
 
 
 @dataclass(frozen=True)

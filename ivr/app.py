@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ivr import keys
+from ivr.auth import auth_middleware
 from ivr.errors import error_middleware
 from ivr.resources import (
     call_desk_ctx,
@@ -13,6 +14,7 @@ from ivr.resources import (
     recordings_ctx,
     redis_ctx,
     redis_server_ctx,
+    transfers_ctx,
 )
 from ivr.routes import setup_routes
 from ivr.settings import Settings
@@ -24,10 +26,10 @@ CLIENT_MAX_SIZE = 256 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=CLIENT_MAX_SIZE)
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.extend(
-        [postgres_server_ctx, redis_server_ctx, postgres_ctx, redis_ctx, recordings_ctx, call_desk_ctx]
+        [postgres_server_ctx, redis_server_ctx, postgres_ctx, redis_ctx, recordings_ctx, transfers_ctx, call_desk_ctx]
     )
     setup_routes(app)
     return app

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from typing import Any
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -20,11 +22,13 @@ from flows import engine
 from flows.model import CallStart, CallState, End, Event, Fact, Flow, Outcome, Pending, Progress
 from ivr.flow_catalog import FlowCatalog
 from ivr.lookups import Lookups
+from ivr.transfers import TransferDesk, transfer_news
 from ivr.twiml import TwimlRenderer
 from storage.evidence import (
     CallEnding,
     CallRecord,
     RecordingStatus,
+    next_seq,
     record_call,
     record_call_ending,
     record_facts,
@@ -33,6 +37,7 @@ from storage.evidence import (
 from storage.ledger import Chain, chained
 from storage.recordings import enqueue_fetch
 from storage.sessions import CallSessions
+from storage.transfers import FINAL_KINDS, load_transfer
 
 __all__ = ["STORAGE_ERRORS", "CallDesk"]
 
@@ -56,8 +61,10 @@ class CallDesk:
         flows: FlowCatalog,
         renderer: TwimlRenderer,
         recording_announced: Callable[[], None] = lambda: None,
+        transfers: TransferDesk | None = None,
     ) -> None:
         self._pool = pool
+        self._transfers = transfers
         self._recording_announced = recording_announced
         self._lookups = Lookups(pool)
         self._sessions = sessions
@@ -65,7 +72,13 @@ class CallDesk:
         self._renderer = renderer
 
     async def answer_call(
-        self, call: CallRecord, token: str, *, flow_name: str | None = None, lang: str | None = None
+        self,
+        call: CallRecord,
+        token: str,
+        *,
+        flow_name: str | None = None,
+        lang: str | None = None,
+        transfer_id: UUID | None = None,
     ) -> str:
         """A call comes in: open its session and play the flow's first prompt.
 
@@ -77,6 +90,8 @@ class CallDesk:
         state, answered = await self._sessions.load(call.call_sid, token)
         if answered is not None:
             return answered
+        if transfer_id is not None and (state is None or state.transfer_id != str(transfer_id)):
+            return await self._start_transfer(call, token, transfer_id, state)
         if state is not None:  # Twilio asked again for a call already under way
             return self._renderer.render(engine.replay(await self._flow_of(state), state))
         flow = self._flows.for_call(flow_name, call.dialed)
@@ -113,9 +128,11 @@ class CallDesk:
                 return self._renderer.render(outcome.instruction)
             async with self._transaction() as chain:
                 await record_facts(chain, state, outcome.facts, token)
+                news = await self._store_news(chain, state, transfer_news(flow, outcome.state, outcome.facts))
         except STORAGE_ERRORS:
             log.exception("evidence_not_recorded", call_sid=call_sid, step=state.step)
             return self.system_error(flow, state.lang)
+        await self._publish(state, news)
         if outcome.decides:
             log.info("decision_recorded", call_sid=call_sid, step=state.step)
         return await self._move(outcome, expected_seq=state.seq, token=token)
@@ -124,8 +141,12 @@ class CallDesk:
         """The call is over: note how it ended, and where, if it was abandoned."""
         state, _ = await self._sessions.load(ending.call_sid, "")
         facts = engine.hang_up(await self._flow_of(state), state) if state is not None else ()
+        abandoned = [("abandoned", {"at_step": state.step})] if state is not None and facts else []
         async with self._transaction() as chain:
             await record_call_ending(chain, ending, facts)
+            news = await self._store_news(chain, state, abandoned) if state is not None else []
+        if state is not None:
+            await self._publish(state, news)
         log.info("call_ended", call_sid=ending.call_sid, status=ending.status, abandoned=bool(facts))
 
     async def note_recording_status(self, status: RecordingStatus) -> None:
@@ -144,6 +165,49 @@ class CallDesk:
 
     def unknown_call(self) -> str:
         return self._message(self._flows.default, "unknown_call", None)
+
+    async def _start_transfer(self, call: CallRecord, token: str, transfer_id: UUID, state: CallState | None) -> str:
+        """An agent moved this live call into a flow: start it, numbering on from the call so far."""
+        async with self._pool.acquire() as conn:
+            transfer = await load_transfer(conn, transfer_id)
+            first_seq = await next_seq(conn, call.call_sid)
+        flow = self._flows.named(transfer.flow_name) if transfer else None
+        if transfer is None or transfer.call_sid != call.call_sid or transfer.status in FINAL_KINDS or flow is None:
+            log.error("transfer_not_startable", call_sid=call.call_sid, transfer=str(transfer_id))
+            return self.system_error()
+        start = CallStart(
+            call.call_sid,
+            call.caller,
+            call.dialed,
+            agent=transfer.agent,
+            return_to=transfer.return_to,
+            transfer_id=str(transfer_id),
+            first_seq=max(first_seq, state.seq + 1 if state else 0),
+        )
+        try:
+            outcome = await self._settle(flow, engine.start(flow, start))
+            async with self._transaction() as chain:
+                await record_call(chain, call, flow)
+                await record_facts(chain, outcome.state, outcome.facts, token)
+                started = [("started", {"flow": flow.name, "flow_version": flow.version})]
+                news = await self._store_news(chain, outcome.state, started)
+        except STORAGE_ERRORS:
+            log.exception("transfer_not_recorded", call_sid=call.call_sid)
+            return self.system_error(flow)
+        await self._publish(outcome.state, news)
+        log.info("transfer_started", call_sid=call.call_sid, transfer=str(transfer_id), flow=flow.name)
+        return await self._move(outcome, expected_seq=state.seq if state else None, token=token)
+
+    async def _store_news(
+        self, chain: Chain, state: CallState, news: list[tuple[str, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        if state.transfer_id is None or not news or self._transfers is None:
+            return []
+        return await self._transfers.store(chain, UUID(state.transfer_id), news)
+
+    async def _publish(self, state: CallState, events: list[dict[str, Any]]) -> None:
+        if events and state.transfer_id is not None and self._transfers is not None:
+            await self._transfers.publish(UUID(state.transfer_id), events)
 
     async def _settle(self, flow: Flow, progress: Progress) -> Outcome:
         """Answer whatever the engine asks (lookups, PIN checks) until it knows what to say."""

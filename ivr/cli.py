@@ -8,11 +8,13 @@ import getpass
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
+import asyncpg
 import click
 from aiohttp import web
 
@@ -36,11 +38,13 @@ from storage.ledger import chained
 from storage.postgres import connect
 from storage.retention import active_holds, hold, plan_removal, remove
 from storage.state import ConsentState, consent_state
+from storage.tokens import ROLES, create_token, list_tokens, revoke_token
 from storage.verify import Head, Report, ledger_head, verify_ledger
 
 __all__ = ["main"]
 
 DEV_TOKEN_FILE = "dev-twilio-auth-token"
+T = TypeVar("T")
 
 
 @click.group()
@@ -303,6 +307,43 @@ def _hold(subject: str, action: str, reason: str) -> None:
             await hold(chain, subject, action, reason, getpass.getuser())
 
     asyncio.run(run())
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens for agents, staff and admins (stored only as hashes)."""
+
+
+@tokens.command("create")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--name", required=True, help="Whose token this is (shown in evidence and logs).")
+def tokens_create(role: str, name: str) -> None:
+    """Create a token and print it once; it cannot be shown again."""
+    token, secret = asyncio.run(_with_conn(lambda conn: create_token(conn, name, role)))
+    click.echo(secret)
+    click.echo(f"token #{token.id} for {name} ({role}); keep it now, it is not stored", err=True)
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    for token in asyncio.run(_with_conn(list_tokens)):
+        state = f"revoked {token.revoked_at.isoformat()}" if token.revoked_at else "live"
+        click.echo(f"#{token.id}  {token.role:<6} {token.name}  created {token.created_at.isoformat()}  {state}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke token #TOKEN_ID; the next request with it is refused."""
+    if not asyncio.run(_with_conn(lambda conn: revoke_token(conn, token_id))):
+        raise click.ClickException(f"no live token #{token_id}")
+    click.echo(f"token #{token_id} revoked")
+
+
+async def _with_conn(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    settings = _load_settings(os.environ, need_twilio=False)
+    async with _storage(settings) as app, app[keys.PG_POOL].acquire() as conn:
+        return await work(conn)
 
 
 @main.group()

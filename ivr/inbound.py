@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from uuid import UUID
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -29,6 +30,7 @@ __all__ = [
     "recorded_of",
     "recording_status_of",
     "seq_of",
+    "transfer_of",
 ]
 
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
@@ -175,6 +177,17 @@ def flow_choice_of(request: web.Request) -> tuple[str | None, str | None]:
         if value is not None and not _NAME.match(value):
             raise _bad(f"{what} must be a lowercase name")
     return flow_name, lang
+
+
+def transfer_of(request: web.Request) -> UUID | None:
+    """``?transfer=ID``: the agent transfer this voice request starts (set by us via Twilio's API)."""
+    raw = request.query.get("transfer")
+    if raw is None:
+        return None
+    try:
+        return UUID(raw)
+    except ValueError as exc:
+        raise _bad("transfer must be a transfer id") from exc
 
 
 def idempotency_token_of(request: web.Request) -> str:

@@ -6,11 +6,13 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from ivr.call_control import CallControl
 from ivr.call_desk import CallDesk
 from ivr.flow_catalog import FlowCatalog
 from ivr.recording_fetcher import RecordingFetcher
 from ivr.security import SignatureCheck
 from ivr.settings import Settings
+from ivr.transfers import TransferDesk
 from storage.migrator import Migration
 from storage.sessions import CallSessions
 
@@ -25,3 +27,5 @@ SIGNATURES = web.AppKey("signatures", SignatureCheck)
 CALL_DESK = web.AppKey("call_desk", CallDesk)
 APPLIED_MIGRATIONS = web.AppKey("applied_migrations", list[Migration])
 RECORDING_FETCHER = web.AppKey("recording_fetcher", RecordingFetcher)
+CALL_CONTROL = web.AppKey("call_control", CallControl)
+TRANSFER_DESK = web.AppKey("transfer_desk", TransferDesk)

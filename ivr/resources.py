@@ -19,10 +19,12 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from ivr import keys
+from ivr.call_control import CallControl
 from ivr.call_desk import CallDesk
 from ivr.flow_catalog import FlowCatalog, deployed_flows
 from ivr.recording_fetcher import FetchPolicy, RecordingFetcher
 from ivr.security import SignatureCheck
+from ivr.transfers import TransferDesk
 from ivr.twiml import TwimlRenderer
 from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
@@ -37,6 +39,7 @@ __all__ = [
     "postgres_server_ctx",
     "redis_ctx",
     "redis_server_ctx",
+    "transfers_ctx",
 ]
 
 log = structlog.get_logger(__name__)
@@ -140,11 +143,30 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
 
 
+async def transfers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Moving live calls through Twilio's REST API, and the agents' transfer desk."""
+    settings = app[keys.SETTINGS]
+    calls = CallControl(settings.twilio_account_sid, settings.auth_token, settings.twilio_api_base_url)
+    app[keys.CALL_CONTROL] = calls
+    app[keys.TRANSFER_DESK] = TransferDesk(
+        app[keys.PG_POOL], app[keys.REDIS], calls, set(app[keys.FLOWS].deployed), settings.base_url
+    )
+    try:
+        yield
+    finally:
+        await calls.close()
+
+
 async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     app[keys.SIGNATURES] = SignatureCheck(settings.auth_token, settings.base_url)
     renderer = TwimlRenderer(settings.base_url, {"agents": settings.agent_target})
     app[keys.CALL_DESK] = CallDesk(
-        app[keys.PG_POOL], app[keys.SESSIONS], app[keys.FLOWS], renderer, app[keys.RECORDING_FETCHER].wake
+        app[keys.PG_POOL],
+        app[keys.SESSIONS],
+        app[keys.FLOWS],
+        renderer,
+        app[keys.RECORDING_FETCHER].wake,
+        app[keys.TRANSFER_DESK],
     )
     yield

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr import health, webhooks
+from ivr import health, pages, webhooks
+from ivr.api import transfers
 from ivr.twiml import (
     ANSWER_PATH,
     CONNECTED_PATH,
@@ -27,5 +28,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(RECORDING_STATUS_PATH, webhooks.recording_status)
     app.router.add_post(CONNECTED_PATH, webhooks.connected)
     app.router.add_post(STATUS_PATH, webhooks.call_status)
+    app.router.add_post("/api/transfers", transfers.create_transfer)
+    app.router.add_get("/api/transfers/{transfer_id}", transfers.get_transfer)
+    app.router.add_get("/api/transfers/{transfer_id}/events", transfers.transfer_event_stream)
+    app.router.add_get("/agent", pages.agent_page)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

@@ -45,8 +45,9 @@ async def incoming_call(request: web.Request) -> web.Response:
     call = inbound.call_record_of(form)
     token = inbound.idempotency_token_of(request)
     flow_name, lang = inbound.flow_choice_of(request)
+    transfer_id = inbound.transfer_of(request)
     desk = request.app[CALL_DESK]
-    return twiml_response(await desk.answer_call(call, token, flow_name=flow_name, lang=lang))
+    return twiml_response(await desk.answer_call(call, token, flow_name=flow_name, lang=lang, transfer_id=transfer_id))
 
 
 async def _take_input(request: web.Request, event_of: Callable[[Mapping[str, object], int], Event]) -> web.Response:

@@ -35,6 +35,7 @@ __all__ = [
     "CallRecord",
     "RecordingStatus",
     "load_flow_definition",
+    "next_seq",
     "open_request",
     "record_call",
     "record_call_ending",
@@ -124,8 +125,8 @@ async def _insert_keypress(chain: Chain, state: CallState, fact: KeypressFact, t
         "keypresses",
         """
         INSERT INTO keypresses (call_sid, seq, step, digits, finished_on_key, outcome,
-                                prompt_text, lang, flow_version, idempotency_token)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                prompt_text, lang, flow_version, idempotency_token, agent)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (call_sid, seq) DO NOTHING
         """,
         state.call_sid,
@@ -138,6 +139,7 @@ async def _insert_keypress(chain: Chain, state: CallState, fact: KeypressFact, t
         fact.lang,
         state.flow_version,
         token,
+        state.agent,
     )
 
 
@@ -149,9 +151,9 @@ async def _insert_decision(chain: Chain, state: CallState, fact: DecisionFact, t
         INSERT INTO consent_events (call_sid, seq, subject, purpose, action, channel, raw_digits,
                                     caller_number, dialed_number, identification,
                                     flow_name, flow_version, prompt_text, lang, idempotency_token,
-                                    recording_sid, agent, subject_kind, recorded_at, honor_by)
+                                    recording_sid, agent, subject_kind, recorded_at, honor_by, scope)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                $19, $20)
+                $19, $20, $21)
         ON CONFLICT (call_sid, seq) DO NOTHING
         """,
         state.call_sid,
@@ -174,6 +176,7 @@ async def _insert_decision(chain: Chain, state: CallState, fact: DecisionFact, t
         fact.subject_kind.value,
         received,
         honor_deadline(received.date(), fact.honor_business_days) if fact.honor_business_days else None,
+        fact.scope,
     )
 
 
@@ -299,6 +302,24 @@ async def record_recording_status(chain: Chain, status: RecordingStatus) -> None
         status.recording_url,
         status.error_code,
     )
+
+
+async def next_seq(conn: asyncpg.Connection, call_sid: str) -> int:
+    """The first prompt number not yet used on this call (a transfer's flow continues from it)."""
+    used: int = await conn.fetchval(
+        """
+        SELECT greatest(
+          (SELECT max(seq) FROM keypresses WHERE call_sid = $1),
+          (SELECT max(seq) FROM consent_events WHERE call_sid = $1),
+          (SELECT max(seq) FROM recordings WHERE call_sid = $1),
+          (SELECT max(seq) FROM connections WHERE call_sid = $1),
+          (SELECT max(seq) FROM notices WHERE call_sid = $1),
+          (SELECT max(seq) FROM requests WHERE call_sid = $1),
+          -1)
+        """,
+        call_sid,
+    )
+    return used + 1
 
 
 async def load_flow_definition(conn: asyncpg.Connection, version: str) -> dict[str, object] | None:

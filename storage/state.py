@@ -1,6 +1,7 @@
 """What a subject's consent is, derived from the ledger's rows (DESIGN rule 6).
 
-The latest decision for the subject and purpose, at or before ``as_of``, decides.
+The latest decision for the subject and purpose, at or before ``as_of``, decides; a
+one-time (per-call) approval counts only until its call has ended.
 With no decision, an opt-out purpose (CPNI) is deemed granted only once its opt-out
 window has passed since the subject was first given the notice; until then, or for an
 opt-in purpose, nothing is granted. Revocations count from the moment they are stored.
@@ -43,6 +44,7 @@ class ConsentState:
     event_id: UUID | None  # the decision that decided it
     notice_id: int | None  # the notice an opt-out state rests on
     honor_by: date | None  # a revocation's honor-by date, if it has one
+    scope: str = "standing"  # "call": a one-time approval, in effect until its call ends
 
 
 async def consent_state(
@@ -55,8 +57,10 @@ async def consent_state(
 ) -> ConsentState:
     decision = await conn.fetchrow(
         """
-        SELECT event_id, action, recorded_at, honor_by FROM consent_events
+        SELECT event_id, action, recorded_at, honor_by, scope FROM consent_events e
         WHERE subject = $1 AND purpose = $2 AND recorded_at <= $3
+          AND (scope = 'standing' OR NOT EXISTS (  -- a one-time approval lapses when its call ends
+                SELECT FROM call_endings c WHERE c.call_sid = e.call_sid AND c.received_at <= $3))
         ORDER BY recorded_at DESC, id DESC LIMIT 1
         """,
         subject,
@@ -75,6 +79,7 @@ async def consent_state(
             decision["event_id"],
             None,
             decision["honor_by"],
+            decision["scope"],
         )
     if opt_out_days is None:
         return ConsentState(subject, purpose, as_of, Status.NEVER_ASKED, Basis.NONE, None, None, None, None)

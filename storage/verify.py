@@ -38,6 +38,8 @@ EVIDENCE_TABLES = (
     "recording_media",
     "hold_events",
     "retention_runs",
+    "transfers",
+    "transfer_events",
 )
 _PREFETCH = 2_000
 

@@ -1,0 +1,1 @@
+"""The JSON APIs under /api/ (bearer tokens; every handler declares its roles)."""

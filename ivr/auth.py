@@ -1,0 +1,76 @@
+"""Bearer-token authentication and per-route roles for everything under ``/api/``.
+
+Every API handler declares the roles allowed to call it with ``@requires(...)``; the
+middleware refuses a request without a live token (401) or with the wrong role (403),
+and refuses to serve an API route that declared nothing (a bug, not a default).
+Admins may call every route.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from ivr.keys import PG_POOL
+from storage.tokens import Token, find_token
+
+__all__ = ["TOKEN", "api_error", "auth_middleware", "declared_roles", "requires"]
+
+TOKEN = web.RequestKey("token", Token)
+API_PREFIX = "/api/"
+_ROLES_ATTR = "__ivr_roles__"
+
+
+def requires(*roles: str) -> Callable[[Handler], Handler]:
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, _ROLES_ATTR, frozenset(roles))
+        return handler
+
+    return mark
+
+
+def declared_roles(handler: Callable[..., Awaitable[Any]]) -> frozenset[str] | None:
+    return getattr(handler, _ROLES_ATTR, None)
+
+
+def api_error(status: int, message: str) -> web.HTTPException:
+    """An error for API clients: JSON ``{"error": message}`` with ``status``."""
+    error_class = _ERRORS.get(status, web.HTTPBadRequest)
+    return error_class(text=json.dumps({"error": message}), content_type="application/json")
+
+
+_ERRORS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    422: web.HTTPUnprocessableEntity,
+    502: web.HTTPBadGateway,
+    503: web.HTTPServiceUnavailable,
+    504: web.HTTPGatewayTimeout,
+}
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(API_PREFIX) or request.match_info.http_exception is not None:
+        return await handler(request)
+    roles = declared_roles(request.match_info.handler)
+    if roles is None:
+        raise api_error(403, "this route declares no role, so no one may call it")
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise api_error(401, "send Authorization: Bearer <token>")
+    async with request.app[PG_POOL].acquire() as conn:
+        token = await find_token(conn, secret.strip())
+    if token is None:
+        raise api_error(401, "unknown or revoked token")
+    if token.role not in roles and token.role != "admin":
+        raise api_error(403, f"a {token.role} token may not call this route (needs: {', '.join(sorted(roles))})")
+    request[TOKEN] = token
+    return await handler(request)

@@ -1,0 +1,58 @@
+"""API tokens: created once (shown once), stored as SHA-256, revocable at once."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+__all__ = ["ROLES", "Token", "create_token", "find_token", "list_tokens", "revoke_token"]
+
+ROLES = ("agent", "staff", "admin")
+PREFIX = "ivr_"
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_token(conn: asyncpg.Connection, name: str, role: str) -> tuple[Token, str]:
+    """A new token: its record, and the secret itself (never stored, never shown again)."""
+    secret = PREFIX + secrets.token_urlsafe(32)
+    row = await conn.fetchrow(
+        "INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3) RETURNING *", name, role, _hash(secret)
+    )
+    return _token(row), secret
+
+
+async def find_token(conn: asyncpg.Connection, secret: str) -> Token | None:
+    """The live token with this secret, or None (unknown or revoked)."""
+    row = await conn.fetchrow("SELECT * FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL", _hash(secret))
+    return _token(row) if row else None
+
+
+async def list_tokens(conn: asyncpg.Connection) -> list[Token]:
+    return [_token(r) for r in await conn.fetch("SELECT * FROM api_tokens ORDER BY id")]
+
+
+async def revoke_token(conn: asyncpg.Connection, token_id: int) -> bool:
+    status = await conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", token_id
+    )
+    return status.endswith(" 1")
+
+
+def _token(row: asyncpg.Record) -> Token:
+    return Token(row["id"], row["name"], row["role"], row["created_at"], row["revoked_at"])
