@@ -214,7 +214,7 @@ def export(subject: str | None, since: datetime | None, fmt: str) -> None:
     settings = _load_settings(os.environ, need_twilio=False)
     configure_logging(settings.log_level, settings.effective_log_format)
     flows = _deployed_or_exit()
-    purposes = {key: p for flow in flows.values() for key, p in flow.purposes.items()}
+    purposes = {(name, key): p for name, flow in flows.items() for key, p in flow.purposes.items()}
     codes = withdrawal_codes(flows.values())
     writer = ReceiptWriter(sys.stdout, fmt)
 
@@ -222,7 +222,7 @@ def export(subject: str | None, since: datetime | None, fmt: str) -> None:
         async with _storage(settings) as app, app[keys.PG_POOL].acquire() as conn, conn.transaction(readonly=True):
             count = 0
             async for row in events_for_receipts(conn, subject=subject, since=since and since.replace(tzinfo=UTC)):
-                purpose = purposes.get(row["purpose"])
+                purpose = purposes.get((row["flow_name"], row["purpose"]))  # the words of the flow that asked
                 writer.write(build_receipt(row, settings.controller, purpose, codes.get(row["purpose"])))
                 count += 1
             return count
