@@ -63,9 +63,7 @@ def _translated(exc: TwilioRestException, call_sid: str) -> CallControlError:
     if exc.code == NOT_IN_PROGRESS or (exc.status == 400 and "in-progress" in str(exc.msg)):
         return CallControlError(409, f"call {call_sid} is not in progress (it may have ended)")
     if exc.status in (401, 403):
-        return CallControlError(
-            502, "Twilio refused the service's credentials (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)"
-        )
+        return CallControlError(502, "Twilio refused our credentials (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)")
     if exc.status == 429:
         return CallControlError(503, "Twilio is rate-limiting requests; try again shortly")
     if exc.status >= 500:

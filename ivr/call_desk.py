@@ -128,7 +128,7 @@ class CallDesk:
                 return self._renderer.render(outcome.instruction)
             async with self._transaction() as chain:
                 await record_facts(chain, state, outcome.facts, token)
-                news = await self._store_news(chain, state, transfer_news(flow, outcome.state, outcome.facts))
+                news = await self._store_news(chain, state, transfer_news(flow, outcome))
         except STORAGE_ERRORS:
             log.exception("evidence_not_recorded", call_sid=call_sid, step=state.step)
             return self.system_error(flow, state.lang)

@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 from redis.asyncio import Redis
 
-from flows.model import CallState, ConnectFact, DecisionFact, Fact, Flow, ReturnStep
+from flows.model import Connect, ConnectFact, DecisionFact, Flow, Outcome, ReturnStep
 from ivr.call_control import CallControl, CallControlError
 from storage.ledger import Chain, chained
 from storage.tokens import Token
@@ -36,10 +36,10 @@ class TransferRefused(Exception):
         self.status, self.message = status, message
 
 
-def transfer_news(flow: Flow, state: CallState, facts: tuple[Fact, ...]) -> list[tuple[str, dict[str, Any]]]:
-    """What an agent watching this transfer should hear about these facts."""
-    news: list[tuple[str, dict[str, Any]]] = []
-    for fact in facts:
+def transfer_news(flow: Flow, outcome: Outcome) -> list[tuple[str, dict[str, Any]]]:
+    """What an agent watching this transfer should hear about one step of the call."""
+    state, news = outcome.state, []
+    for fact in outcome.facts:
         if isinstance(fact, DecisionFact):
             detail = {
                 "purpose": fact.purpose,
@@ -51,6 +51,8 @@ def transfer_news(flow: Flow, state: CallState, facts: tuple[Fact, ...]) -> list
         elif isinstance(fact, ConnectFact) and isinstance(flow.steps.get(fact.step), ReturnStep):
             kind = "returned" if fact.connected else "return_failed"
             news.append((kind, {"to": state.return_to, "status": fact.status}))
+    if isinstance(outcome.instruction, Connect) and isinstance(flow.steps.get(state.step), ReturnStep):
+        news.append(("returning", {"to": state.return_to}))
     return news
 
 
