@@ -30,6 +30,7 @@ from ivr.settings import Settings
 from storage.customers import Customer, upsert_customer
 from storage.embedded import embedded_postgres, embedded_redis
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio, new_caller
+from tests.fake_twilio_rest import FakeTwilioRest, fake_twilio_rest
 
 AUTH_TOKEN = "test-auth-token-" + secrets.token_hex(8)
 CUSTOMER_PIN = "48317"
@@ -159,3 +160,20 @@ async def own_storage(storage: Storage) -> AsyncIterator[Storage]:
         yield Storage(with_database(storage.database_url, name), storage.redis_url)
     finally:
         await _admin(storage.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def rest() -> AsyncIterator[FakeTwilioRest]:
+    async with fake_twilio_rest(AUTH_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def desk(storage: Storage, rest: FakeTwilioRest) -> AsyncIterator[Service]:
+    async with running_service(storage, unused_port(), TWILIO_API_BASE_URL=rest.url) as running:
+        yield running
+
+
+@pytest.fixture
+def phone(desk: Service, http) -> FakeTwilio:
+    return FakeTwilio(http, desk.base_url, AUTH_TOKEN)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 
-from tests.conftest import AUTH_TOKEN
 from tests.fake_twilio import ACCOUNT_SID
 
 ERRORS = {
@@ -36,6 +35,7 @@ class Redirect:
 
 @dataclass
 class FakeTwilioRest:
+    auth_token: str = ""
     url: str = ""
     scripts: dict[str, list[int]] = field(default_factory=dict)
     redirects: list[Redirect] = field(default_factory=list)
@@ -44,7 +44,7 @@ class FakeTwilioRest:
     async def update_call(self, request: web.Request) -> web.Response:
         self.attempts += 1
         account, call_sid = request.match_info["account"], request.match_info["call_sid"]
-        expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{self.auth_token}".encode()).decode()
         if account != ACCOUNT_SID or request.headers.get("Authorization") != expected:
             return _error(401)
         script = self.scripts.get(call_sid)
@@ -67,8 +67,8 @@ def _error(status: int) -> web.Response:
 
 
 @asynccontextmanager
-async def fake_twilio_rest() -> AsyncIterator[FakeTwilioRest]:
-    fake = FakeTwilioRest()
+async def fake_twilio_rest(auth_token: str) -> AsyncIterator[FakeTwilioRest]:
+    fake = FakeTwilioRest(auth_token)
     app = web.Application()
     app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call_sid}.json", fake.update_call)
     runner = web.AppRunner(app)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp.test_utils import unused_port
 
 from storage.postgres import connect
+from storage.tokens import create_token
 from storage.verify import Report, verify_ledger
-from tests.conftest import AUTH_TOKEN, Storage, running_service
-from tests.fake_twilio import FakeTwilio
+from tests.conftest import AUTH_TOKEN, Service, Storage, running_service
+from tests.fake_twilio import FakeCall, FakeTwilio
 
 
 async def make_calls(storage: Storage, http, count: int = 3) -> list[str]:
@@ -44,3 +46,30 @@ async def verify(storage: Storage, since_head: str | None = None) -> Report:
         return await verify_ledger(conn, since_head=since_head)
     finally:
         await conn.close()
+
+
+async def token_for(desk: Service, role: str, name: str) -> str:
+    async with desk.pool.acquire() as conn:
+        _, secret = await create_token(conn, name, role)
+    return secret
+
+
+async def api(http: aiohttp.ClientSession, method: str, url: str, token: str | None, body: dict | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.request(method, url, json=body, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def a_caller_on_a_call(phone: FakeTwilio) -> FakeCall:
+    """A customer who rang the consent line and pressed 0 for an agent: now talking to them."""
+    call = phone.call()
+    await call.dial()
+    await call.press("0")
+    return call
+
+
+async def twilio_follows(phone: FakeTwilio, call: FakeCall, redirect_url: str):
+    """What Twilio does after the REST update: fetch the new TwiML for the live call."""
+    answer = await phone.post(redirect_url, call.params())
+    call.current = answer
+    return answer

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aiohttp
@@ -14,54 +13,9 @@ import pytest
 from aiohttp.test_utils import unused_port
 
 from storage.state import Status, consent_state
-from storage.tokens import create_token, revoke_token
-from tests.conftest import AUTH_TOKEN, Service, Storage, running_service
-from tests.fake_twilio import FakeCall, FakeTwilio
-from tests.fake_twilio_rest import FakeTwilioRest, fake_twilio_rest
-
-
-@pytest.fixture
-async def rest() -> AsyncIterator[FakeTwilioRest]:
-    async with fake_twilio_rest() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def desk(storage: Storage, rest: FakeTwilioRest) -> AsyncIterator[Service]:
-    async with running_service(storage, unused_port(), TWILIO_API_BASE_URL=rest.url) as running:
-        yield running
-
-
-@pytest.fixture
-def phone(desk: Service, http) -> FakeTwilio:
-    return FakeTwilio(http, desk.base_url, AUTH_TOKEN)
-
-
-async def token_for(desk: Service, role: str, name: str) -> str:
-    async with desk.pool.acquire() as conn:
-        _, secret = await create_token(conn, name, role)
-    return secret
-
-
-async def api(http: aiohttp.ClientSession, method: str, url: str, token: str | None, body: dict | None = None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, json=body, headers=headers) as resp:
-        return resp.status, await resp.json()
-
-
-async def a_caller_on_a_call(phone: FakeTwilio) -> FakeCall:
-    """A customer who rang the consent line and pressed 0 for an agent: now talking to them."""
-    call = phone.call()
-    await call.dial()
-    await call.press("0")
-    return call
-
-
-async def twilio_follows(phone: FakeTwilio, call: FakeCall, redirect_url: str):
-    """What Twilio does after the REST update: fetch the new TwiML for the live call."""
-    answer = await phone.post(redirect_url, call.params())
-    call.current = answer
-    return answer
+from storage.tokens import revoke_token
+from tests.conftest import AUTH_TOKEN, Storage
+from tests.helpers import a_caller_on_a_call, api, token_for, twilio_follows
 
 
 async def test_a_transfer_round_trip_records_the_agent_and_returns_the_caller(desk, phone, rest, http, db) -> None:
