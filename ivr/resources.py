@@ -29,7 +29,7 @@ from ivr.twiml import TwimlRenderer
 from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
 from storage.postgres import connect, create_pool
-from storage.recordings import DirectoryStore, MediaStore, PostgresStore
+from storage.recordings import MediaStore, media_store
 from storage.sessions import CallSessions
 
 __all__ = [
@@ -115,9 +115,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     """The background worker that fetches and keeps recordings (one per process)."""
     settings = app[keys.SETTINGS]
-    store: MediaStore = (
-        DirectoryStore(settings.data_dir / "recordings") if settings.recording_store == "directory" else PostgresStore()
-    )
+    store: MediaStore = media_store(settings.recording_store, settings.data_dir)
     policy = FetchPolicy(
         settings.recording_fetch_timeout_s,
         settings.recording_retry_base_s,

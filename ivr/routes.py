@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ivr import health, pages, webhooks
-from ivr.api import transfers
+from ivr.api import openapi, staff, transfers
 from ivr.twiml import (
     ANSWER_PATH,
     CONNECTED_PATH,
@@ -31,6 +31,16 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/transfers", transfers.create_transfer)
     app.router.add_get("/api/transfers/{transfer_id}", transfers.get_transfer)
     app.router.add_get("/api/transfers/{transfer_id}/events", transfers.transfer_event_stream)
+    app.router.add_get("/api/subjects/{phone}/consents", staff.subject_consents)
+    app.router.add_get("/api/consent-events", staff.consent_events)
+    app.router.add_get("/api/calls/{call_sid}/evidence", staff.call_evidence)
+    app.router.add_get("/api/calls/{call_sid}/evidence.zip", staff.call_bundle)
+    app.router.add_get("/api/recordings/{recording_sid}/media", staff.recording_media)
+    app.router.add_get("/api/requests", staff.list_requests)
+    app.router.add_post("/api/requests/{request_id}/status", staff.change_request_status)
+    app.router.add_get("/api/suppression", staff.suppression)
+    app.router.add_get("/api/access-log", staff.access_log)
+    app.router.add_get("/api/openapi.json", openapi.openapi_document)
     app.router.add_get("/agent", pages.agent_page)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

@@ -40,8 +40,14 @@ def new_call_sid() -> str:
     return "CA" + secrets.token_hex(16)
 
 
+# Area codes in service, so that simulated callers are valid North American numbers.
+_AREA_CODES = ("212", "312", "415", "617", "713", "206", "305", "404", "503", "602")
+
+
 def new_caller() -> str:
-    return "+1" + "".join(secrets.choice("23456789") for _ in range(10))
+    """A random, valid-looking US number (exchange never N11)."""
+    exchange = f"{secrets.choice('23456789')}{secrets.choice('0123456789')}{secrets.choice('023456789')}"
+    return f"+1{secrets.choice(_AREA_CODES)}{exchange}{secrets.randbelow(10000):04d}"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,11 @@ _PREFETCH = 500
 
 
 async def events_for_receipts(
-    conn: asyncpg.Connection, *, subject: str | None = None, since: datetime | None = None
+    conn: asyncpg.Connection,
+    *,
+    subject: str | None = None,
+    since: datetime | None = None,
+    call_sid: str | None = None,
 ) -> AsyncIterator[asyncpg.Record]:
     """Decisions joined with their ledger entry and kept recording; call inside a transaction."""
     query = """
@@ -25,7 +29,8 @@ async def events_for_receipts(
         LEFT JOIN recording_fetches f ON f.recording_sid = e.recording_sid
         WHERE ($1::text IS NULL OR e.subject = $1 OR e.caller_number = $1)
           AND ($2::timestamptz IS NULL OR e.recorded_at >= $2)
+          AND ($3::text IS NULL OR e.call_sid = $3)
         ORDER BY e.recorded_at, e.id
     """
-    async for row in conn.cursor(query, subject, since, prefetch=_PREFETCH):
+    async for row in conn.cursor(query, subject, since, call_sid, prefetch=_PREFETCH):
         yield row

@@ -24,6 +24,7 @@ __all__ = [
     "fetch_failed",
     "fetch_status",
     "keep_media",
+    "media_store",
     "next_due",
 ]
 
@@ -87,6 +88,11 @@ class DirectoryStore:
             partial = path.with_suffix(".partial")
             partial.write_bytes(media)
             partial.rename(path)
+
+
+def media_store(kind: str, data_dir: Path) -> MediaStore:
+    """The store RECORDING_STORE names: ``directory`` (under ``data_dir/recordings``) or ``postgres``."""
+    return DirectoryStore(data_dir / "recordings") if kind == "directory" else PostgresStore()
 
 
 async def enqueue_fetch(conn: asyncpg.Connection, recording_sid: str, call_sid: str, account_sid: str) -> None:

@@ -40,6 +40,7 @@ EVIDENCE_TABLES = (
     "retention_runs",
     "transfers",
     "transfer_events",
+    "access_log",
 )
 _PREFETCH = 2_000
 
