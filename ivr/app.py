@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
 from ivr import keys
-from ivr.auth import auth_middleware
+from ivr.auth import auth_middleware, page_middleware
 from ivr.errors import error_middleware
 from ivr.resources import (
     call_desk_ctx,
@@ -26,7 +28,10 @@ CLIENT_MAX_SIZE = 256 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware, page_middleware], client_max_size=CLIENT_MAX_SIZE
+    )
+    aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("ivr", "templates"), autoescape=True)
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.extend(
         [postgres_server_ctx, redis_server_ctx, postgres_ctx, redis_ctx, recordings_ctx, transfers_ctx, call_desk_ctx]

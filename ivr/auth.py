@@ -9,19 +9,45 @@ Admins may call every route.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ivr.keys import PG_POOL
+from ivr.keys import PG_POOL, WEB_SESSIONS
 from storage.tokens import Token, find_token
+from storage.web_sessions import WebSession
 
-__all__ = ["TOKEN", "api_error", "auth_middleware", "declared_roles", "requires"]
+__all__ = [
+    "PRINCIPAL",
+    "PUBLIC",
+    "TOKEN",
+    "Principal",
+    "api_error",
+    "auth_middleware",
+    "page_middleware",
+    "declared_roles",
+    "requires",
+]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a token's holder or a signed-in staff member."""
+
+    name: str
+    role: str
+    token_id: int | None
+
 
 TOKEN = web.RequestKey("token", Token)
+PRINCIPAL = web.RequestKey("principal", Principal)
 API_PREFIX = "/api/"
+PUBLIC = "public"  # a page anyone may load (it shows no evidence: sign-in, the agent page's shell)
 _ROLES_ATTR = "__ivr_roles__"
 
 
@@ -73,4 +99,35 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if token.role not in roles and token.role != "admin":
         raise api_error(403, f"a {token.role} token may not call this route (needs: {', '.join(sorted(roles))})")
     request[TOKEN] = token
+    request[PRINCIPAL] = Principal(token.name, token.role, token.id)
+    return await handler(request)
+
+
+STAFF_PREFIX = "/staff"
+SESSION_COOKIE = "ivr_session"
+LOGIN_PATH = "/staff/login"
+WEB_SESSION = web.RequestKey("web_session", WebSession)
+
+
+@web.middleware
+async def page_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Staff pages: a signed-in session with the page's role, and a CSRF token on every POST."""
+    if not request.path.startswith(STAFF_PREFIX) or request.match_info.http_exception is not None:
+        return await handler(request)
+    roles = declared_roles(request.match_info.handler)
+    if roles is None:
+        raise web.HTTPForbidden(text="this page declares no role, so no one may open it")
+    if PUBLIC in roles:
+        return await handler(request)
+    session = await request.app[WEB_SESSIONS].load(request.cookies.get(SESSION_COOKIE, ""))
+    if session is None:
+        raise web.HTTPSeeOther(f"{LOGIN_PATH}?next={quote(request.path_qs)}")
+    if session.role not in roles and session.role != "admin":
+        raise web.HTTPForbidden(text=f"a {session.role} may not open this page")
+    if request.method == "POST":
+        form = await request.post()
+        if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
+            raise web.HTTPForbidden(text="the form is stale or forged (CSRF check failed); reload the page")
+    request[WEB_SESSION] = session
+    request[PRINCIPAL] = Principal(session.name, session.role, session.token_id)
     return await handler(request)

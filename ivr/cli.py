@@ -25,6 +25,7 @@ from ivr import keys
 from ivr.app import create_app
 from ivr.customer_import import parse_customers, with_hashed_pins
 from ivr.exporting import ReceiptWriter
+from ivr.kdf import hash_secret
 from ivr.flow_catalog import DEFAULT_FLOW, deployed_flows, purpose_rules
 from ivr.logs import configure_logging
 from ivr.receipts import build_receipt, withdrawal_codes
@@ -39,6 +40,7 @@ from storage.postgres import connect
 from storage.retention import active_holds, hold, plan_removal, remove
 from storage.state import ConsentState, consent_state
 from storage.tokens import ROLES, create_token, list_tokens, revoke_token
+from storage.users import create_user
 from storage.verify import Head, Report, ledger_head, verify_ledger
 
 __all__ = ["main"]
@@ -344,6 +346,23 @@ async def _with_conn(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     settings = _load_settings(os.environ, need_twilio=False)
     async with _storage(settings) as app, app[keys.PG_POOL].acquire() as conn:
         return await work(conn)
+
+
+@main.group()
+def users() -> None:
+    """Staff accounts for the web pages (password sign-in)."""
+
+
+@users.command("create")
+@click.option("--name", "username", required=True, help="Username (a-z, 0-9, . _ -).")
+@click.option("--role", type=click.Choice(["staff", "admin"]), default="staff", show_default=True)
+@click.password_option(help="Asked for when not given.")
+def users_create(username: str, role: str, password: str) -> None:
+    """Create a staff account; its password is kept only as a salted scrypt hash."""
+    if len(password) < 12:
+        raise click.ClickException("use a password of at least 12 characters")
+    user_id = asyncio.run(_with_conn(lambda conn: create_user(conn, username, role, hash_secret(password))))
+    click.echo(f"user #{user_id} {username} ({role}) created")
 
 
 @main.group()

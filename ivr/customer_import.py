@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from ivr.pins import hash_pin
+from ivr.kdf import hash_secret
 from storage.customers import Customer
 
 __all__ = ["CustomerRow", "parse_customers", "with_hashed_pins"]
@@ -80,7 +80,7 @@ def parse_customers(text: str) -> tuple[list[CustomerRow], list[str]]:
 def with_hashed_pins(rows: list[CustomerRow]) -> list[Customer]:
     """Hash every PIN (scrypt is slow by design, so in parallel threads)."""
     with ThreadPoolExecutor() as pool:
-        hashes = list(pool.map(lambda row: hash_pin(row.pin) if row.pin else None, rows))
+        hashes = list(pool.map(lambda row: hash_secret(row.pin) if row.pin else None, rows))
     return [
         Customer(row.account_number, row.name, pin_hash, row.phones) for row, pin_hash in zip(rows, hashes, strict=True)
     ]

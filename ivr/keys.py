@@ -15,6 +15,7 @@ from ivr.settings import Settings
 from ivr.transfers import TransferDesk
 from storage.migrator import Migration
 from storage.sessions import CallSessions
+from storage.web_sessions import WebSessions
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_DSN = web.AppKey("database_dsn", str)
@@ -29,3 +30,4 @@ APPLIED_MIGRATIONS = web.AppKey("applied_migrations", list[Migration])
 RECORDING_FETCHER = web.AppKey("recording_fetcher", RecordingFetcher)
 CALL_CONTROL = web.AppKey("call_control", CallControl)
 TRANSFER_DESK = web.AppKey("transfer_desk", TransferDesk)
+WEB_SESSIONS = web.AppKey("web_sessions", WebSessions)

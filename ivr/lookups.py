@@ -18,7 +18,7 @@ from flows.model import (
     PinVerdict,
     RequestOpened,
 )
-from ivr.pins import verify_pin
+from ivr.kdf import verify_secret
 from storage.customers import account_for_phone, customer, note_pin_check, recent_pin_failures
 from storage.evidence import open_request
 from storage.ledger import chained
@@ -64,7 +64,7 @@ class Lookups:
                 return PinChecked(PinVerdict.LOCKED)
             found = await customer(conn, check.account)
             stored = found.pin_hash if found else None
-            ok = stored is not None and await asyncio.to_thread(verify_pin, check.pin, stored)
+            ok = stored is not None and await asyncio.to_thread(verify_secret, check.pin, stored)
             await note_pin_check(chain, check.account, call_sid, ok=ok)
         if ok:
             return PinChecked(PinVerdict.OK)

@@ -31,6 +31,7 @@ from storage.migrator import apply_migrations
 from storage.postgres import connect, create_pool
 from storage.recordings import MediaStore, media_store
 from storage.sessions import CallSessions
+from storage.web_sessions import WebSessions
 
 __all__ = [
     "call_desk_ctx",
@@ -107,6 +108,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         app[keys.REDIS] = redis
         app[keys.SESSIONS] = CallSessions(redis)
+        app[keys.WEB_SESSIONS] = WebSessions(redis)
         yield
     finally:
         await redis.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr import health, pages, webhooks
+from ivr import health, pages, staff_pages, webhooks
 from ivr.api import openapi, staff, transfers
 from ivr.twiml import (
     ANSWER_PATH,
@@ -42,5 +42,16 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/access-log", staff.access_log)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
     app.router.add_get("/agent", pages.agent_page)
+    app.router.add_get("/staff/login", staff_pages.login_form)
+    app.router.add_post("/staff/login", staff_pages.login)
+    app.router.add_post("/staff/logout", staff_pages.logout)
+    app.router.add_get("/staff", staff_pages.search_page)
+    app.router.add_get("/staff/people/{subject}", staff_pages.person_page)
+    app.router.add_get("/staff/calls/{call_sid}", staff_pages.call_page)
+    app.router.add_get("/staff/calls/{call_sid}/evidence.zip", staff_pages.call_bundle_page)
+    app.router.add_get("/staff/recordings/{recording_sid}", staff_pages.recording_audio)
+    app.router.add_get("/staff/requests", staff_pages.requests_page)
+    app.router.add_post("/staff/requests/{request_id}/status", staff_pages.request_status)
+    app.router.add_get("/staff/access-log", staff_pages.access_log_page)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

@@ -25,7 +25,7 @@ from aiohttp.test_utils import unused_port
 
 from ivr import keys
 from ivr.app import create_app
-from ivr.pins import hash_pin
+from ivr.kdf import hash_secret
 from ivr.settings import Settings
 from storage.customers import Customer, upsert_customer
 from storage.embedded import embedded_postgres, embedded_redis
@@ -135,7 +135,7 @@ def twilio(service: Service, http: aiohttp.ClientSession) -> FakeTwilio:
 async def customer(storage: Storage) -> Customer:
     """A customer with a PIN (``CUSTOMER_PIN``) and a phone number of their own."""
     account = str(secrets.randbelow(10**9) + 10**9)
-    known = Customer(account, "Ada Lovelace", hash_pin(CUSTOMER_PIN), (new_caller(),))
+    known = Customer(account, "Ada Lovelace", hash_secret(CUSTOMER_PIN), (new_caller(),))
     conn = await asyncpg.connect(storage.database_url)
     try:
         await upsert_customer(conn, known)

@@ -10,7 +10,7 @@ from aiohttp.test_utils import unused_port
 from click.testing import CliRunner
 
 from ivr.cli import main
-from ivr.pins import verify_pin
+from ivr.kdf import verify_secret
 from tests.conftest import AUTH_TOKEN, Storage, running_service
 from tests.fake_twilio import FakeTwilio, new_caller
 
@@ -82,7 +82,7 @@ def test_customers_import_loads_hashed_pins_and_normalised_numbers(storage: Stor
             await conn.close()
 
     pin_hash, phones = asyncio.run(look())
-    assert verify_pin("2468", pin_hash) and "2468" not in pin_hash
+    assert verify_secret("2468", pin_hash) and "2468" not in pin_hash
     assert phones == ["+14155550142", "+442079460958"]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import unused_port
 
-from ivr.pins import hash_pin, verify_pin
+from ivr.kdf import hash_secret, verify_secret
 from tests.conftest import AUTH_TOKEN, Service, Storage, running_service
 from tests.conftest import CUSTOMER_PIN as PIN
 from tests.fake_twilio import FakeTwilio
@@ -31,12 +31,12 @@ def phone(flows_service: Service, http) -> FakeTwilio:
 
 
 def test_pins_are_salted_hashes_that_verify() -> None:
-    first, second = hash_pin(PIN), hash_pin(PIN)
+    first, second = hash_secret(PIN), hash_secret(PIN)
 
     assert first != second and PIN not in first
     assert first.startswith("scrypt$")
-    assert verify_pin(PIN, first) and not verify_pin("48318", first)
-    assert not verify_pin(PIN, "garbage")
+    assert verify_secret(PIN, first) and not verify_secret("48318", first)
+    assert not verify_secret(PIN, "garbage")
 
 
 async def test_a_known_caller_id_asks_only_for_the_pin_and_binds_the_customer(phone, customer, db) -> None:

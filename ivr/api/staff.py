@@ -11,7 +11,7 @@ from typing import Any
 import phonenumbers
 from aiohttp import web
 
-from ivr.auth import TOKEN, api_error, requires
+from ivr.auth import PRINCIPAL, api_error, requires
 from ivr.bundle import evidence_bundle
 from ivr.keys import FLOWS, PG_POOL, SETTINGS
 from storage.ledger import canonical_json, chained, entry_hash
@@ -70,13 +70,13 @@ def _time(raw: str | None, name: str) -> datetime | None:
 
 async def audit(request: web.Request, action: str, target: str) -> None:
     """Write who is looking at what (and the reason they gave) before showing it."""
-    token = request[TOKEN]
+    who = request[PRINCIPAL]
     async with request.app[PG_POOL].acquire() as conn, chained(conn) as chain:
         await note_access(
             chain,
-            token_id=token.id,
-            actor=token.name,
-            role=token.role,
+            token_id=who.token_id,
+            actor=who.name,
+            role=who.role,
             action=action,
             target=target,
             reason=request.query.get("reason") or request.headers.get("X-Access-Reason"),
@@ -246,7 +246,7 @@ async def change_request_status(request: web.Request) -> web.Response:
     if status not in REQUEST_STATUSES:
         raise api_error(422, f"status must be one of {', '.join(REQUEST_STATUSES)}")
     async with request.app[PG_POOL].acquire() as conn, chained(conn) as chain:
-        changed = await request_status_change(chain, request_id, status, note, request[TOKEN].name)
+        changed = await request_status_change(chain, request_id, status, note, request[PRINCIPAL].name)
     if not changed:
         raise api_error(404, "no such request")
     return _json({"request_id": request_id, "status": status}, status=201)

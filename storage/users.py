@@ -1,0 +1,24 @@
+"""Staff accounts for the web pages (the password hash is computed by the caller)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+__all__ = ["create_user", "find_user"]
+
+
+async def create_user(conn: asyncpg.Connection, username: str, role: str, password_hash: str) -> int:
+    user_id: int = await conn.fetchval(
+        "INSERT INTO staff_users (username, role, password_hash) VALUES ($1, $2, $3) RETURNING id",
+        username,
+        role,
+        password_hash,
+    )
+    return user_id
+
+
+async def find_user(conn: asyncpg.Connection, username: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, username, role, password_hash FROM staff_users WHERE username = $1 AND disabled_at IS NULL",
+        username,
+    )
