@@ -25,8 +25,8 @@ from ivr import keys
 from ivr.app import create_app
 from ivr.customer_import import parse_customers, with_hashed_pins
 from ivr.exporting import ReceiptWriter
-from ivr.kdf import hash_secret
 from ivr.flow_catalog import DEFAULT_FLOW, deployed_flows, purpose_rules
+from ivr.kdf import hash_secret
 from ivr.logs import configure_logging
 from ivr.receipts import build_receipt, withdrawal_codes
 from ivr.resources import postgres_ctx, postgres_server_ctx

@@ -18,6 +18,7 @@ from ivr.auth import PUBLIC, SESSION_COOKIE, WEB_SESSION, requires
 from ivr.bundle import evidence_bundle
 from ivr.kdf import verify_secret
 from ivr.keys import FLOWS, PG_POOL, SETTINGS, WEB_SESSIONS
+from storage.customers import customer
 from storage.ledger import chained
 from storage.lookups import request_status_change, requests_by_status
 from storage.state import consent_state
@@ -103,8 +104,10 @@ async def search_page(request: web.Request) -> web.Response:
         return _page(request, "search.html", query="", error=None)
     if _CALL_SID.match(query):
         raise web.HTTPSeeOther(f"/staff/calls/{query}")
-    if _ACCOUNT.match(query) and len(query) != 10:
-        raise web.HTTPSeeOther(f"/staff/people/{query}")
+    if _ACCOUNT.match(query):
+        async with request.app[PG_POOL].acquire() as conn:
+            if await customer(conn, query) is not None:  # a known account, even if it looks like a number
+                raise web.HTTPSeeOther(f"/staff/people/{query}")
     try:
         raise web.HTTPSeeOther(f"/staff/people/{phone_of(query)}")
     except web.HTTPBadRequest:

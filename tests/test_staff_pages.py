@@ -174,3 +174,32 @@ async def test_a_search_that_matches_nothing_says_so(service, query) -> None:
     finally:
         await browser.close()
     assert "not a phone number, account number or CallSid" in page
+
+
+async def test_no_staff_page_is_reachable_without_its_role(service) -> None:
+    from ivr.auth import PUBLIC, declared_roles
+
+    staff = await signed_in(service, "staff")
+    admin = await signed_in(service, "admin")
+    try:
+        for resource in service.app.router.resources():
+            if not resource.canonical.startswith("/staff"):
+                continue
+            for route in resource:
+                if route.method == "HEAD":
+                    continue
+                roles = declared_roles(route.handler)
+                url = service.base_url + re.sub(r"\{[^}]+\}", "CA" + "7" * 32, resource.canonical)
+                async with aiohttp.ClientSession() as anonymous:
+                    async with anonymous.request(route.method, url, allow_redirects=False) as resp:
+                        expected = {200} if PUBLIC in roles else {303}
+                        assert resp.status in expected, (route.method, url, resp.status)
+                if PUBLIC in roles or route.method != "GET":
+                    continue
+                async with staff.get(url, allow_redirects=False) as resp:
+                    assert (resp.status == 403) == ("staff" not in roles), (url, resp.status)
+                async with admin.get(url, allow_redirects=False) as resp:
+                    assert resp.status != 403, url
+    finally:
+        await staff.close()
+        await admin.close()
