@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import uuid
 import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -287,7 +288,9 @@ class FakeTwilio:
         all_headers.update(headers or {})
         if not all_headers["X-Twilio-Signature"]:
             del all_headers["X-Twilio-Signature"]
-        async with self.http.post(URL(url, encoded=True), data=params, headers=all_headers) as resp:
+        all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        body = urlencode(params).encode()  # as Twilio sends it: UTF-8, url-encoded
+        async with self.http.post(URL(url, encoded=True), data=body, headers=all_headers) as resp:
             return Twiml(resp.status, await resp.text())
 
 

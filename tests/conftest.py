@@ -26,6 +26,7 @@ from aiohttp.test_utils import unused_port
 from ivr import keys
 from ivr.app import create_app
 from ivr.kdf import hash_secret
+from ivr.logs import configure_logging
 from ivr.settings import Settings
 from storage.customers import Customer, upsert_customer
 from storage.embedded import embedded_postgres, embedded_redis
@@ -33,6 +34,13 @@ from tests.fake_twilio import ACCOUNT_SID, FakeTwilio, new_caller
 from tests.fake_twilio_rest import FakeTwilioRest, fake_twilio_rest
 
 AUTH_TOKEN = "test-auth-token-" + secrets.token_hex(8)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Log as production does (JSON, numbers masked), so every test exercises the masking."""
+    configure_logging("INFO", "json")
+
+
 CUSTOMER_PIN = "48317"
 
 

@@ -14,18 +14,50 @@ def test_a_number_keeps_only_its_last_two_digits() -> None:
 
 
 def test_numbers_are_masked_in_our_events_and_in_library_messages(capsys) -> None:
-    configure_logging("INFO", "json")
+    suite_handlers = logging.getLogger().handlers[:]
+    configure_logging("INFO", "json")  # writes to the captured stderr
     try:
         structlog.get_logger("test").info("call_answered", caller="+14155550123", note="from 4155550199 at 10:15")
         logging.getLogger("aiohttp.access").info("POST /api/subjects/+442071838750/consents 200")
         logging.getLogger("ivr").info("CA0123456789abcdef0123456789abcdef at 2026-11-28T01:07:07")
         err = capsys.readouterr().err
     finally:
-        logging.getLogger().handlers[:] = []
-        structlog.reset_defaults()
+        logging.getLogger().handlers[:] = suite_handlers
 
     assert "+14155550123" not in err and "4155550199" not in err and "442071838750" not in err
     assert "+*********23" in err
     assert "********99" in err
     assert "10:15" in err  # times are not phone numbers
     assert "CA0123456789abcdef0123456789abcdef at 2026-11-28T01:07:07" in err
+
+
+async def test_a_whole_call_and_an_api_lookup_leave_no_number_pin_or_token_in_the_logs(
+    twilio, customer, service, http
+) -> None:
+    import io as _io
+    import re as _re
+
+    from tests.conftest import CUSTOMER_PIN
+    from tests.helpers import api, token_for
+
+    buffer = _io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    root = logging.getLogger()
+    handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    try:
+        staff = await token_for(service, "staff", "log-scan")
+        call = twilio.call(caller=customer.phones[0])
+        await call.dial()
+        await call.keys("1", "1", CUSTOMER_PIN + "#", "1")
+        await call.hang_up()
+        await api(http, "GET", f"{service.base_url}/api/subjects/{customer.phones[0]}/consents", staff)
+        logging.getLogger("aiohttp.access").info("GET /api/subjects/%s/consents 200", customer.phones[0])
+    finally:
+        root.removeHandler(handler)
+    logged = buffer.getvalue()
+
+    assert "call_answered" in logged and "decision_recorded" in logged  # the scan saw the call
+    assert not _re.search(r"\+\d{7,15}", logged), "an E.164 number reached the logs"
+    assert customer.phones[0][2:] not in logged
+    assert CUSTOMER_PIN not in logged and staff not in logged
