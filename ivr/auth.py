@@ -18,7 +18,7 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ivr.keys import PG_POOL, WEB_SESSIONS
+from ivr.keys import PG_POOL, RATE_LIMITER, SETTINGS, WEB_SESSIONS
 from storage.tokens import Token, find_token
 from storage.web_sessions import WebSession
 
@@ -89,6 +89,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     roles = declared_roles(request.match_info.handler)
     if roles is None:
         raise api_error(403, "this route declares no role, so no one may call it")
+    await _limit(request, "api-address", request.remote or "?")  # before any token is tried
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret:
         raise api_error(401, "send Authorization: Bearer <token>")
@@ -98,9 +99,24 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise api_error(401, "unknown or revoked token")
     if token.role not in roles and token.role != "admin":
         raise api_error(403, f"a {token.role} token may not call this route (needs: {', '.join(sorted(roles))})")
+    await _limit(request, "api-token", str(token.id))
     request[TOKEN] = token
     request[PRINCIPAL] = Principal(token.name, token.role, token.id)
     return await handler(request)
+
+
+RATE_WINDOW_S = 60
+
+
+async def _limit(request: web.Request, scope: str, who: str) -> None:
+    """429 with Retry-After once ``who`` passes the API's per-minute allowance."""
+    wait = await request.app[RATE_LIMITER].over(scope, who, request.app[SETTINGS].api_rate_per_min, RATE_WINDOW_S)
+    if wait is not None:
+        raise web.HTTPTooManyRequests(
+            text=json.dumps({"error": f"too many requests; try again in {wait} s"}),
+            content_type="application/json",
+            headers={"Retry-After": str(wait)},
+        )
 
 
 STAFF_PREFIX = "/staff"

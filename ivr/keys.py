@@ -14,6 +14,7 @@ from ivr.security import SignatureCheck
 from ivr.settings import Settings
 from ivr.transfers import TransferDesk
 from storage.migrator import Migration
+from storage.rate_limits import RateLimiter
 from storage.sessions import CallSessions
 from storage.web_sessions import WebSessions
 
@@ -31,3 +32,4 @@ RECORDING_FETCHER = web.AppKey("recording_fetcher", RecordingFetcher)
 CALL_CONTROL = web.AppKey("call_control", CallControl)
 TRANSFER_DESK = web.AppKey("transfer_desk", TransferDesk)
 WEB_SESSIONS = web.AppKey("web_sessions", WebSessions)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

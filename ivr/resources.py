@@ -29,6 +29,7 @@ from ivr.twiml import TwimlRenderer
 from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
 from storage.postgres import connect, create_pool
+from storage.rate_limits import RateLimiter
 from storage.recordings import MediaStore, media_store
 from storage.sessions import CallSessions
 from storage.web_sessions import WebSessions
@@ -109,6 +110,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.REDIS] = redis
         app[keys.SESSIONS] = CallSessions(redis)
         app[keys.WEB_SESSIONS] = WebSessions(redis)
+        app[keys.RATE_LIMITER] = RateLimiter(redis, app[keys.SETTINGS].rate_limit_namespace)
         yield
     finally:
         await redis.aclose()

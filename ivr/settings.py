@@ -134,6 +134,9 @@ class Settings(BaseModel):
     retention_periods: Annotated[dict[str, int], BeforeValidator(_retention_periods)] = Field(
         default_factory=dict, alias="RETENTION_PERIODS"
     )
+    api_rate_per_min: int = Field(default=600, ge=1, alias="API_RATE_PER_MIN")
+    login_rate_per_min: int = Field(default=10, ge=1, alias="LOGIN_RATE_PER_MIN")
+    rate_limit_namespace: str = Field(default="", alias="RATE_LIMIT_NAMESPACE", pattern=r"^[A-Za-z0-9_-]{0,40}$")
     controller_name: str = Field(default="One Stop VoIP LLC", alias="CONTROLLER_NAME")
     controller_contact: str = Field(default="info@onestopvoip.com", alias="CONTROLLER_CONTACT")
     controller_phone: str = Field(default="+18448800330", alias="CONTROLLER_PHONE")

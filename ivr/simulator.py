@@ -14,9 +14,9 @@ from __future__ import annotations
 import secrets
 import uuid
 import xml.etree.ElementTree as ET
-from urllib.parse import urlencode
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.request_validator import RequestValidator

@@ -17,7 +17,7 @@ from ivr.api.staff import REQUEST_STATUSES, audit, load_story, phone_of
 from ivr.auth import PUBLIC, SESSION_COOKIE, WEB_SESSION, requires
 from ivr.bundle import evidence_bundle
 from ivr.kdf import verify_secret
-from ivr.keys import FLOWS, PG_POOL, SETTINGS, WEB_SESSIONS
+from ivr.keys import FLOWS, PG_POOL, RATE_LIMITER, SETTINGS, WEB_SESSIONS
 from storage.customers import customer
 from storage.ledger import chained
 from storage.lookups import request_status_change, requests_by_status
@@ -60,6 +60,11 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     username, password, token = (str(form.get(k, "")).strip() for k in ("username", "password", "token"))
     target = str(form.get("next", "/staff"))
+    limits, per_min = request.app[RATE_LIMITER], request.app[SETTINGS].login_rate_per_min
+    for scope, who in (("login-address", request.remote or "?"), ("login-user", username or "(token)")):
+        wait = await limits.over(scope, who, per_min, 60)
+        if wait is not None:
+            raise web.HTTPTooManyRequests(text=f"Too many sign-in attempts; try again in {wait} s.")
     name = role = None
     token_id = None
     async with request.app[PG_POOL].acquire() as conn:

@@ -92,6 +92,10 @@ def service_settings(storage: Storage, port: int, **overrides: str) -> Settings:
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "IVR_DATA_DIR": str(Path("var-tests")),
+        # Every test calls from 127.0.0.1: only the rate-limit tests meet the limits.
+        "API_RATE_PER_MIN": "100000",
+        "LOGIN_RATE_PER_MIN": "100000",
+        "RATE_LIMIT_NAMESPACE": secrets.token_hex(4),
     }
     return Settings.from_env(env | overrides)
 

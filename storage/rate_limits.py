@@ -1,0 +1,29 @@
+"""Request counters in Redis, shared by every process.
+
+Each counter's window opens with its first request and lasts ``window_s`` (INCR, then
+EXPIRE … NX): simple, one round trip, and with no clock boundary to slip past.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+__all__ = ["RateLimiter"]
+
+_PREFIX = "ivr:rate:"
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, namespace: str = "") -> None:
+        self._redis = redis
+        self._prefix = f"{_PREFIX}{namespace}:" if namespace else _PREFIX
+
+    async def over(self, scope: str, who: str, limit: int, window_s: int) -> int | None:
+        """Count one request by ``who``; if that exceeds ``limit`` per window, the seconds to wait."""
+        key = f"{self._prefix}{scope}:{who}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_s, nx=True)
+            pipe.ttl(key)
+            count, _, ttl = await pipe.execute()
+        return max(int(ttl), 1) if count > limit else None
