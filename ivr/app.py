@@ -9,6 +9,9 @@ from aiohttp import web
 from ivr import keys
 from ivr.auth import auth_middleware, page_middleware
 from ivr.errors import error_middleware
+from ivr.keys import METRICS
+from ivr.metrics import Metrics
+from ivr.observability import metrics_middleware
 from ivr.resources import (
     call_desk_ctx,
     postgres_ctx,
@@ -29,10 +32,12 @@ CLIENT_MAX_SIZE = 256 * 1024
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware, page_middleware], client_max_size=CLIENT_MAX_SIZE
+        middlewares=[metrics_middleware, error_middleware, auth_middleware, page_middleware],
+        client_max_size=CLIENT_MAX_SIZE,
     )
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("ivr", "templates"), autoescape=True)
     app[keys.SETTINGS] = settings
+    app[METRICS] = Metrics()
     app.cleanup_ctx.extend(
         [postgres_server_ctx, redis_server_ctx, postgres_ctx, redis_ctx, recordings_ctx, transfers_ctx, call_desk_ctx]
     )

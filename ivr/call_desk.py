@@ -19,9 +19,10 @@ import structlog
 from redis.exceptions import RedisError
 
 from flows import engine
-from flows.model import CallStart, CallState, End, Event, Fact, Flow, Outcome, Pending, Progress
+from flows.model import CallStart, CallState, DecisionFact, End, Event, Fact, Flow, Outcome, Pending, Progress
 from ivr.flow_catalog import FlowCatalog
 from ivr.lookups import Lookups
+from ivr.metrics import Metrics
 from ivr.transfers import TransferDesk, transfer_news
 from ivr.twiml import TwimlRenderer
 from storage.evidence import (
@@ -62,8 +63,10 @@ class CallDesk:
         renderer: TwimlRenderer,
         recording_announced: Callable[[], None] = lambda: None,
         transfers: TransferDesk | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics or Metrics()
         self._transfers = transfers
         self._recording_announced = recording_announced
         self._lookups = Lookups(pool)
@@ -135,6 +138,9 @@ class CallDesk:
         await self._publish(state, news)
         if outcome.decides:
             log.info("decision_recorded", call_sid=call_sid, step=state.step)
+            for fact in outcome.facts:
+                if isinstance(fact, DecisionFact):
+                    self._metrics.decisions.labels(fact.purpose, fact.action.value, fact.channel.value).inc()
         return await self._move(outcome, expected_seq=state.seq, token=token)
 
     async def end_call(self, ending: CallEnding) -> None:
@@ -161,6 +167,7 @@ class CallDesk:
 
     def system_error(self, flow: Flow | None = None, lang: str | None = None) -> str:
         """What a caller hears when we cannot store anything: nothing was recorded."""
+        self._metrics.system_errors.labels("unavailable").inc()
         return self._message(flow or self._flows.default, "system_error", lang)
 
     def unknown_call(self) -> str:

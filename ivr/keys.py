@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from ivr.call_control import CallControl
 from ivr.call_desk import CallDesk
 from ivr.flow_catalog import FlowCatalog
+from ivr.metrics import Metrics
 from ivr.recording_fetcher import RecordingFetcher
 from ivr.security import SignatureCheck
 from ivr.settings import Settings
@@ -33,3 +34,4 @@ CALL_CONTROL = web.AppKey("call_control", CallControl)
 TRANSFER_DESK = web.AppKey("transfer_desk", TransferDesk)
 WEB_SESSIONS = web.AppKey("web_sessions", WebSessions)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+METRICS = web.AppKey("metrics", Metrics)

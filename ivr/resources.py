@@ -151,7 +151,7 @@ async def transfers_ctx(app: web.Application) -> AsyncIterator[None]:
     calls = CallControl(settings.twilio_account_sid, settings.auth_token, settings.twilio_api_base_url)
     app[keys.CALL_CONTROL] = calls
     app[keys.TRANSFER_DESK] = TransferDesk(
-        app[keys.PG_POOL], app[keys.REDIS], calls, set(app[keys.FLOWS].deployed), settings.base_url
+        app[keys.PG_POOL], app[keys.REDIS], calls, set(app[keys.FLOWS].deployed), settings.base_url, app[keys.METRICS]
     )
     try:
         yield
@@ -170,5 +170,6 @@ async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
         renderer,
         app[keys.RECORDING_FETCHER].wake,
         app[keys.TRANSFER_DESK],
+        app[keys.METRICS],
     )
     yield

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from flows.model import Connect, ConnectFact, DecisionFact, Flow, Outcome, ReturnStep
 from ivr.call_control import CallControl, CallControlError
+from ivr.metrics import Metrics
 from storage.ledger import Chain, chained
 from storage.tokens import Token
 from storage.transfers import FINAL_KINDS, active_transfer, add_event, create_transfer, transfer_events
@@ -57,9 +58,11 @@ def transfer_news(flow: Flow, outcome: Outcome) -> list[tuple[str, dict[str, Any
 
 
 class TransferDesk:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, calls: CallControl, flows: set[str], base_url: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, redis: Redis, calls: CallControl, flows: set[str], base_url: str, metrics: Metrics
+    ) -> None:
         self._pool, self._redis, self._calls = pool, redis, calls
-        self._flows, self._base_url = flows, base_url.rstrip("/")
+        self._flows, self._base_url, self._metrics = flows, base_url.rstrip("/"), metrics
 
     async def start(self, token: Token, call_sid: str, flow_name: str, return_to: str) -> UUID:
         """Record the transfer, then have Twilio fetch the flow for the live call."""
@@ -76,6 +79,7 @@ class TransferDesk:
         try:
             await self._calls.redirect(call_sid, f"{self._base_url}/twilio/voice?transfer={transfer_id}")
         except CallControlError as exc:
+            self._metrics.twilio_rest_errors.labels(str(exc.status)).inc()
             await self.report(transfer_id, [("failed", {"reason": exc.message})])
             raise TransferRefused(exc.status, exc.message) from exc
         return transfer_id

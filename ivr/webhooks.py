@@ -9,7 +9,7 @@ from aiohttp import web
 
 from flows.model import Event
 from ivr import inbound
-from ivr.keys import CALL_DESK, SIGNATURES
+from ivr.keys import CALL_DESK, METRICS, SIGNATURES
 from ivr.twiml import TwimlRenderer
 
 __all__ = [
@@ -35,6 +35,7 @@ async def _verified_form(request: web.Request) -> Mapping[str, object]:
     form = await inbound.read_form(request)
     if not request.app[SIGNATURES].is_genuine(request, form):  # type: ignore[arg-type]
         log.warning("forged_webhook", path=request.path, remote=request.remote)
+        request.app[METRICS].signature_failures.inc()
         raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
     return form
 
