@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install run test migrate clean
+.PHONY: install run test migrate clean bench
 
 install: $(VENV)/.installed
 
@@ -29,3 +29,7 @@ migrate: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+bench: install
+	$(BIN)/python bench/webhooks.py $(BENCH_ARGS)
+	$(BIN)/python bench/ledger_append.py $(BENCH_ARGS_LEDGER)

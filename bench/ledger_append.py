@@ -61,8 +61,10 @@ async def bench(dsn: str, events: int) -> None:
     try:
         solo = [await one(pool, n) for n in range(events)]
         holds = [h for _, h in solo]
-        print(f"single writer, {events} appends: lock held p50 {pct(holds, .5):.3f} ms, "
-              f"p99 {pct(holds, .99):.3f} ms, max {max(holds):.3f} ms")
+        print(
+            f"single writer, {events} appends: lock held p50 {pct(holds, 0.5):.3f} ms, "
+            f"p99 {pct(holds, 0.99):.3f} ms, max {max(holds):.3f} ms"
+        )
         latencies: list[float] = []
 
         async def writer(w: int) -> None:
@@ -73,8 +75,10 @@ async def bench(dsn: str, events: int) -> None:
         start = time.perf_counter()
         await asyncio.gather(*(writer(w) for w in range(8)))
         elapsed = time.perf_counter() - start
-        print(f"8 concurrent writers, {len(latencies)} appends: {len(latencies) / elapsed:.0f} appends/s, "
-              f"transaction p50 {statistics.median(latencies):.2f} ms, p99 {pct(latencies, .99):.2f} ms")
+        print(
+            f"8 concurrent writers, {len(latencies)} appends: {len(latencies) / elapsed:.0f} appends/s, "
+            f"transaction p50 {statistics.median(latencies):.2f} ms, p99 {pct(latencies, 0.99):.2f} ms"
+        )
     finally:
         await pool.close()
 
