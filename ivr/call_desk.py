@@ -45,8 +45,8 @@ __all__ = ["STORAGE_ERRORS", "CallDesk"]
 log = structlog.get_logger(__name__)
 
 # What a database outage looks like from asyncpg: refused or dropped connections,
-# server errors, and our own timeouts.
-STORAGE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# server errors, a connection killed mid-statement (InternalClientError), our timeouts.
+STORAGE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
 RECORDING_COMPLETED = "completed"  # Twilio's RecordingStatus once the media can be fetched
 # Waiting longer than this for a pooled connection would eat Twilio's 15-second budget.
 POOL_ACQUIRE_TIMEOUT_S = 4.0

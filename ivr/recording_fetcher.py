@@ -84,7 +84,7 @@ class RecordingFetcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Work the queue until cancelled; storage outages are waited out, not fatal."""
+        """Work the queue until cancelled; storage outages (anything, really) are waited out, not fatal."""
         last_sweep = 0.0
         loop = asyncio.get_running_loop()
         while True:
@@ -94,7 +94,7 @@ class RecordingFetcher:
                     last_sweep = loop.time()
                 worked = await self.work_once()
                 pause = 0.0 if worked else await self._until_next_due()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            except Exception:  # a background worker must outlive any one failure
                 log.exception("recording_queue_unavailable")
                 pause = self._policy.poll_s
             if pause > 0:
