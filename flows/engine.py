@@ -66,7 +66,7 @@ from flows.model import (
     WaitingStep,
 )
 
-__all__ = ["FlowError", "advance", "hang_up", "replay", "resume", "start"]
+__all__ = ["FlowError", "abort", "advance", "hang_up", "replay", "resume", "start"]
 
 # A flow that chains more non-waiting steps than this is broken (a say/decide loop);
 # the loader rejects such cycles, this only stops a bad definition from spinning.
@@ -133,6 +133,14 @@ def replay(flow: Flow, state: CallState) -> Instruction:
     if state.finished:
         return End(speech=state.spoken, language=language)
     return _ask(flow, state, state.spoken)
+
+
+def abort(flow: Flow, state: CallState, message: str = "system_error") -> Outcome:
+    """End the call with a flow message (nothing was recorded): the answer every later
+    delivery of this webhook must get too, so a retry can never record what the caller
+    was told was not recorded."""
+    failed = replace(state, seq=state.seq + 1)
+    return _finish(flow, failed, (_say(flow, failed, flow.messages[message]),), ())
 
 
 def hang_up(flow: Flow, state: CallState) -> tuple[Fact, ...]:

@@ -116,7 +116,14 @@ class CallDesk:
         return await self._move(outcome, expected_seq=None, token=token)
 
     async def take_input(self, call_sid: str, event: Event, token: str) -> str:
-        """The caller answered a prompt (keys or silence): move the call on."""
+        """The caller answered a prompt (keys or silence): move the call on, one webhook at a time."""
+        async with self._sessions.exclusive(call_sid) as held:
+            if not held:  # another delivery is stuck past Twilio's patience: say nothing is recorded
+                log.error("call_lock_not_had", call_sid=call_sid)
+                return self.system_error()
+            return await self._take_input(call_sid, event, token)
+
+    async def _take_input(self, call_sid: str, event: Event, token: str) -> str:
         state, answered = await self._sessions.load(call_sid, token)
         if answered is not None:
             return answered
@@ -124,6 +131,7 @@ class CallDesk:
             log.warning("unknown_call", call_sid=call_sid)
             return self.unknown_call()
         flow = await self._flow_of(state)
+        outcome: Outcome | None = None
         try:
             outcome = await self._settle(flow, engine.advance(flow, state, event))
             if outcome.stale:
@@ -133,8 +141,13 @@ class CallDesk:
                 await record_facts(chain, state, outcome.facts, token)
                 news = await self._store_news(chain, state, transfer_news(flow, outcome))
         except STORAGE_ERRORS:
-            log.exception("evidence_not_recorded", call_sid=call_sid, step=state.step)
-            return self.system_error(flow, state.lang)
+            if outcome is None or not await self._committed_anyway(state, outcome):
+                log.exception("evidence_not_recorded", call_sid=call_sid, step=state.step)
+                self._metrics.system_errors.labels("unavailable").inc()
+                # Told "nothing was recorded": every later delivery must hear the same.
+                return await self._move(engine.abort(flow, state), expected_seq=state.seq, token=token)
+            log.warning("commit_outcome_confirmed_after_error", call_sid=call_sid, step=state.step)
+            news = []
         await self._publish(state, news)
         if outcome.decides:
             log.info("decision_recorded", call_sid=call_sid, step=state.step)
@@ -172,6 +185,20 @@ class CallDesk:
 
     def unknown_call(self) -> str:
         return self._message(self._flows.default, "unknown_call", None)
+
+    async def _committed_anyway(self, state: CallState, outcome: Outcome) -> bool:
+        """After an error around a commit, did the decision land all the same? (Then it is true.)"""
+        decision = next((f for f in outcome.facts if isinstance(f, DecisionFact)), None)
+        if decision is None:
+            return False
+        try:
+            async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
+                found = await conn.fetchval(
+                    "SELECT true FROM consent_events WHERE call_sid = $1 AND seq = $2", state.call_sid, decision.seq
+                )
+        except STORAGE_ERRORS:
+            return False
+        return bool(found)
 
     async def _start_transfer(self, call: CallRecord, token: str, transfer_id: UUID, state: CallState | None) -> str:
         """An agent moved this live call into a flow: start it, numbering on from the call so far."""

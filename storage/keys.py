@@ -6,7 +6,15 @@ Cluster all of one call's keys live on one shard and a Lua script may touch them
 
 from __future__ import annotations
 
-__all__ = ["CALL_SESSION_TTL_S", "IDEMPOTENCY_TTL_S", "idempotency_key", "session_key"]
+__all__ = [
+    "CALL_LOCK_TTL_MS",
+    "CALL_LOCK_WAIT_S",
+    "CALL_SESSION_TTL_S",
+    "IDEMPOTENCY_TTL_S",
+    "idempotency_key",
+    "lock_key",
+    "session_key",
+]
 
 # Twilio ends any call after 4 hours by default (timeLimit 14400 s); late callbacks
 # (status, recordings) follow within minutes. A session outliving the longest call by
@@ -17,12 +25,22 @@ CALL_SESSION_TTL_S = 5 * 60 * 60
 # window; keeping answers 10 minutes covers any retry with room for clock skew.
 IDEMPOTENCY_TTL_S = 10 * 60
 
+# One webhook of a call at a time: a handler answers within Twilio's 15 s, so a lock
+# outliving that is a dead holder's; a waiting delivery gives up a little before.
+CALL_LOCK_TTL_MS = 15_000
+CALL_LOCK_WAIT_S = 12.0
+
 SESSION_PREFIX = "ivr:call:"
+LOCK_PREFIX = "ivr:lock:"
 IDEMPOTENCY_PREFIX = "ivr:idem:"
 
 
 def session_key(call_sid: str) -> str:
     return f"{SESSION_PREFIX}{{{call_sid}}}"
+
+
+def lock_key(call_sid: str) -> str:
+    return f"{LOCK_PREFIX}{{{call_sid}}}"
 
 
 def idempotency_key(call_sid: str, token: str) -> str:

@@ -7,14 +7,27 @@ the first delivery got, and of two concurrent deliveries only one moves the call
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
+import secrets
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
 
 from flows.model import CallState, Channel, Decision, Identification
-from storage.keys import CALL_SESSION_TTL_S, IDEMPOTENCY_TTL_S, idempotency_key, session_key
+from storage.keys import (
+    CALL_LOCK_TTL_MS,
+    CALL_LOCK_WAIT_S,
+    CALL_SESSION_TTL_S,
+    IDEMPOTENCY_TTL_S,
+    idempotency_key,
+    lock_key,
+    session_key,
+)
 
 __all__ = ["CallSessions", "decode_state", "encode_state"]
 
@@ -35,6 +48,11 @@ return 1
 """
 
 NO_SESSION = -1
+# Deletes the lock only if it is still ours (it may have expired and been taken).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 def encode_state(state: CallState) -> str:
@@ -58,12 +76,33 @@ class CallSessions:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._compare_and_set = redis.register_script(_COMPARE_AND_SET)
+        self._release = redis.register_script(_RELEASE)
 
     async def load(self, call_sid: str, token: str) -> tuple[CallState | None, str | None]:
         """The call's state and, if this webhook was answered before, that answer."""
         raw_state, answer = await self._redis.mget(session_key(call_sid), idempotency_key(call_sid, token or "-"))
         state = decode_state(raw_state) if raw_state is not None else None
         return state, answer if token else None
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, call_sid: str) -> AsyncIterator[bool]:
+        """Hold the call's lock while one webhook is handled (yields False if it could not be had).
+
+        Deliveries of the same webhook wait here for the first to finish, then find its
+        answer; the lock expires by itself if its holder dies.
+        """
+        key, owner = lock_key(call_sid), secrets.token_hex(8)
+        deadline = time.monotonic() + CALL_LOCK_WAIT_S
+        held = False
+        while not (held := bool(await self._redis.set(key, owner, nx=True, px=CALL_LOCK_TTL_MS))):
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        try:
+            yield held
+        finally:
+            if held:
+                await self._release(keys=[key], args=[owner])
 
     async def answer_for(self, call_sid: str, token: str) -> str | None:
         """The answer already given to the webhook carrying ``token``, if any."""

@@ -1,0 +1,169 @@
+"""Fault runs (loopback, bounded): hundreds of concurrent calls, every webhook delivered
+one to three times, with a fault in the middle; every call reconciled against the ledger.
+
+    python bench/faults.py [--calls 300] [--concurrency 50]
+
+Uses an embedded Postgres and Redis of its own (so it can stop and start them) and an
+`ivr serve` process. Scenarios: duplicates only; Postgres stopped for 3 s and started
+again; Postgres made slow (the ledger's decision table locked for 8 s); connections
+killed mid-statement. Prints the invariants of each, then runs `ivr verify`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pgserver._commands import pg_ctl  # noqa: E402
+
+from storage.embedded import embedded_postgres, embedded_redis  # noqa: E402
+from storage.postgres import connect  # noqa: E402
+from storage.verify import verify_ledger  # noqa: E402
+from tests.campaign import campaign, decisions_by_call  # noqa: E402
+
+TOKEN = "faults-" + secrets.token_hex(8)
+
+
+async def ready(url: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError("ivr serve never became ready")
+
+
+def make_faults(pgdata: Path, dsn: str) -> dict[str, object]:
+    user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs Postgres as this user under root
+    socket_dir = parse_qs(urlsplit(dsn).query)["host"][0]
+
+    async def stop_postgres() -> None:
+        await asyncio.to_thread(pg_ctl, ["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
+        await asyncio.sleep(3)
+        start = ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"), "start"]
+        await asyncio.to_thread(pg_ctl, start, pgdata=pgdata, user=user)
+
+    async def slow_postgres() -> None:
+        conn = await connect(dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("LOCK TABLE consent_events IN EXCLUSIVE MODE")
+                await asyncio.sleep(8)
+        finally:
+            await conn.close()
+
+    async def kill_connections() -> None:
+        conn = await connect(dsn)
+        try:
+            for _ in range(10):
+                await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+
+    return {
+        "duplicates only": None,
+        "Postgres stopped 3 s": stop_postgres,
+        "Postgres slow (8 s lock)": slow_postgres,
+        "connections killed": kill_connections,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=50)
+    opts = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="ivr-faults-"))
+    with embedded_postgres(data) as dsn, embedded_redis(data) as redis_url:
+        port = 18400
+        url = f"http://127.0.0.1:{port}"
+        env = os.environ | {
+            "DATABASE_URL": dsn,
+            "REDIS_URL": redis_url,
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "PUBLIC_BASE_URL": url,
+            "LOG_LEVEL": "ERROR",
+            "IVR_DATA_DIR": str(data),
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ivr", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            await ready(url)
+            results = {}
+            for name, fault in make_faults(data / "postgres", dsn).items():
+                started = time.perf_counter()
+                tally = await campaign(
+                    url,
+                    TOKEN,
+                    calls=opts.calls,
+                    concurrency=opts.concurrency,
+                    fault=fault,
+                    fault_after=opts.calls // 4,
+                    seed=len(name),
+                )
+                elapsed = time.perf_counter() - started
+                await asyncio.sleep(4)  # let a restarted Postgres settle before reconciling
+                conn = await connect(dsn)
+                try:
+                    everyone = tally.told_recorded | tally.told_not_recorded | tally.untold
+                    decided = await decisions_by_call(conn, everyone)
+                finally:
+                    await conn.close()
+                results[name] = tally.invariants(decided, True) | {"seconds": round(elapsed, 1)}
+            conn = await connect(dsn)
+            try:
+                report = await verify_ledger(conn)
+            finally:
+                await conn.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    for name, figures in results.items():
+        figures.pop("ivr verify intact")
+        print(f"\n== {name}")
+        for key, value in figures.items():
+            print(f"   {key:<45} {value}")
+    print(f"\nivr verify afterwards: {'intact' if report.intact else report.first_break}, {report.entries} entries")
+    print(
+        json.dumps(
+            {
+                "ok": report.intact
+                and all(
+                    f["confirmed but missing"] == 0
+                    and f["duplicate decisions"] == 0
+                    and f["HTTP 5xx to Twilio"] == 0
+                    and f["decided although told nothing was recorded"] == 0
+                    for f in results.values()
+                )
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
