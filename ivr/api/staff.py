@@ -195,10 +195,14 @@ async def call_evidence(request: web.Request) -> web.Response:
 @requires("staff")
 async def call_bundle(request: web.Request) -> web.Response:
     """``GET /api/calls/{call_sid}/evidence.zip``: story, media, receipts, chain proof, certification."""
+    return await bundle_response(request)
+
+
+async def bundle_response(request: web.Request) -> web.Response:
+    """The call's evidence bundle as a zip download (the access log notes it first)."""
     story = await load_story(request, "call.bundle")
-    settings = request.app[SETTINGS]
     async with request.app[PG_POOL].acquire() as conn:
-        body = await evidence_bundle(conn, story, settings, request.app[FLOWS])
+        body = await evidence_bundle(conn, story, request.app[SETTINGS], request.app[FLOWS])
     return web.Response(
         body=body,
         content_type="application/zip",
