@@ -2,8 +2,10 @@
 
 The order is the evidence rule (DESIGN rule 1): facts are committed to Postgres
 *before* the session moves on in Redis and before the TwiML that says "recorded" is
-returned. If the commit fails, the caller hears that nothing was recorded and the
-session is left where it was.
+returned. If the commit fails (and a check shows the decision did not land after all),
+the caller hears that nothing was recorded and the call ends; that answer is kept under
+the webhook's idempotency token, and a call's webhooks are handled one at a time, so
+no later copy of the webhook can record what the caller was told was not recorded.
 """
 
 from __future__ import annotations
