@@ -7,6 +7,7 @@ shows evidence writes the access log first, with the reason the staff member typ
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,9 +49,23 @@ def _page(request: web.Request, template: str, **context: Any) -> web.Response:
     return aiohttp_jinja2.render_template(template, request, {"session": session, **context})
 
 
+LOGIN_CSRF_COOKIE = "ivr_login_csrf"
+
+
 @requires(PUBLIC)
 async def login_form(request: web.Request) -> web.Response:
-    return _page(request, "login.html", next=request.query.get("next", "/staff"), error=None)
+    """The sign-in form, with a CSRF token it must come back with (double-submit cookie)."""
+    return _login_page(request, request.query.get("next", "/staff"), None)
+
+
+def _login_page(request: web.Request, target: str, error: str | None) -> web.Response:
+    csrf = secrets.token_urlsafe(24)
+    response = _page(request, "login.html", next=target, error=error, login_csrf=csrf)
+    secure = request.app[SETTINGS].base_url.startswith("https://")
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, csrf, max_age=3600, httponly=True, samesite="Strict", secure=secure, path="/staff"
+    )
+    return response
 
 
 @requires(PUBLIC)
@@ -59,6 +74,9 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     username, password, token = (str(form.get(k, "")).strip() for k in ("username", "password", "token"))
     target = str(form.get("next", "/staff"))
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(str(form.get("csrf", "")), expected):
+        raise web.HTTPForbidden(text="the sign-in form is stale or forged (CSRF check failed); reload it")
     limits, per_min = request.app[RATE_LIMITER], request.app[SETTINGS].login_rate_per_min
     for scope, who in (("login-address", request.remote or "?"), ("login-user", username or "(token)")):
         wait = await limits.over(scope, who, per_min, 60)
@@ -76,7 +94,7 @@ async def login(request: web.Request) -> web.Response:
             if user is not None and verify_secret(password, user["password_hash"]):
                 name, role = user["username"], user["role"]
     if name is None or role is None:
-        return _page(request, "login.html", next=target, error="Those details did not sign you in.")
+        return _login_page(request, target, "Those details did not sign you in.")
     session_id, _ = await request.app[WEB_SESSIONS].open(name, role, token_id)
     response = web.HTTPSeeOther(target if target.startswith("/staff") else "/staff")
     secure = request.app[SETTINGS].base_url.startswith("https://")

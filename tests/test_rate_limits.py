@@ -9,6 +9,7 @@ from aiohttp.test_utils import unused_port
 
 from tests.conftest import running_service
 from tests.helpers import token_for
+from tests.test_staff_pages import sign_in
 
 
 async def test_the_api_answers_429_with_retry_after_past_the_allowance(storage, http) -> None:
@@ -45,9 +46,9 @@ async def test_sign_in_attempts_are_limited(storage) -> None:
         storage, unused_port(), LOGIN_RATE_PER_MIN="3", RATE_LIMIT_NAMESPACE=secrets.token_hex(4)
     ) as service:
         statuses = []
-        async with aiohttp.ClientSession() as browser:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
             for _ in range(5):
                 form = {"username": "nobody-here", "password": "wrong password"}
-                async with browser.post(f"{service.base_url}/staff/login", data=form) as resp:
+                async with await sign_in(browser, service, form) as resp:
                     statuses.append(resp.status)
     assert statuses == [200, 200, 200, 429, 429]

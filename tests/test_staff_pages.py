@@ -25,10 +25,17 @@ async def staff_user(service, role: str = "staff") -> str:
     return name
 
 
+async def sign_in(browser: aiohttp.ClientSession, service, form: dict[str, str], **options):
+    """What a browser does: load the sign-in form (and its CSRF cookie), then post it."""
+    async with browser.get(f"{service.base_url}/staff/login") as resp:
+        csrf = csrf_of(await resp.text())
+    return browser.post(f"{service.base_url}/staff/login", data=form | {"csrf": csrf}, **options)
+
+
 async def signed_in(service, role: str = "staff") -> aiohttp.ClientSession:
     browser = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     name = await staff_user(service, role)
-    async with browser.post(f"{service.base_url}/staff/login", data={"username": name, "password": PASSWORD}) as resp:
+    async with await sign_in(browser, service, {"username": name, "password": PASSWORD}) as resp:
         assert resp.status == 200 and str(resp.url).endswith("/staff"), await resp.text()
     return browser
 
@@ -42,26 +49,27 @@ async def test_pages_need_a_session_and_the_session_cookie_is_safe(service) -> N
         async with anonymous.get(f"{service.base_url}/staff/people/+14155550100", allow_redirects=False) as resp:
             assert resp.status == 303 and resp.headers["Location"].startswith("/staff/login?next=")
     name = await staff_user(service)
-    async with aiohttp.ClientSession() as browser:
-        async with browser.post(
-            f"{service.base_url}/staff/login", data={"username": name, "password": PASSWORD}, allow_redirects=False
-        ) as resp:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        form = {"username": name, "password": PASSWORD}
+        async with await sign_in(browser, service, form, allow_redirects=False) as resp:
             cookie = resp.headers["Set-Cookie"]
+        async with browser.post(f"{service.base_url}/staff/login", data=form) as forged:  # no CSRF token
+            assert forged.status == 403
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/staff" in cookie
 
 
 async def test_a_wrong_password_does_not_sign_in(service) -> None:
     name = await staff_user(service)
-    async with aiohttp.ClientSession() as browser:
-        async with browser.post(f"{service.base_url}/staff/login", data={"username": name, "password": "nope"}) as resp:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with await sign_in(browser, service, {"username": name, "password": "nope"}) as resp:
             page = await resp.text()
     assert "did not sign you in" in page
 
 
 async def test_an_agent_token_cannot_sign_in_to_the_staff_pages(service) -> None:
     agent = await token_for(service, "agent", "agent-page")
-    async with aiohttp.ClientSession() as browser:
-        async with browser.post(f"{service.base_url}/staff/login", data={"token": agent}) as resp:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with await sign_in(browser, service, {"token": agent}) as resp:
             assert "did not sign you in" in await resp.text()
 
 
@@ -192,7 +200,8 @@ async def test_no_staff_page_is_reachable_without_its_role(service) -> None:
                 url = service.base_url + re.sub(r"\{[^}]+\}", "CA" + "7" * 32, resource.canonical)
                 async with aiohttp.ClientSession() as anonymous:
                     async with anonymous.request(route.method, url, allow_redirects=False) as resp:
-                        expected = {200} if PUBLIC in roles else {303}
+                        # public pages answer (the sign-in POST refuses a form without its CSRF token)
+                        expected = ({403} if route.method == "POST" else {200}) if PUBLIC in roles else {303}
                         assert resp.status in expected, (route.method, url, resp.status)
                 if PUBLIC in roles or route.method != "GET":
                     continue
