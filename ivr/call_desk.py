@@ -242,8 +242,12 @@ class CallDesk:
         return await self._transfers.store(chain, UUID(state.transfer_id), news)
 
     async def _publish(self, state: CallState, events: list[dict[str, Any]]) -> None:
+        """Tell a watching agent; the events are already stored, so a Redis failure only delays them."""
         if events and state.transfer_id is not None and self._transfers is not None:
-            await self._transfers.publish(UUID(state.transfer_id), events)
+            try:
+                await self._transfers.publish(UUID(state.transfer_id), events)
+            except RedisError:
+                log.exception("transfer_news_not_published", call_sid=state.call_sid)
 
     async def _settle(self, flow: Flow, progress: Progress) -> Outcome:
         """Answer whatever the engine asks (lookups, PIN checks) until it knows what to say."""

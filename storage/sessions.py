@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from flows.model import CallState, Channel, Decision, Identification
 from storage.keys import (
@@ -102,7 +103,10 @@ class CallSessions:
             yield held
         finally:
             if held:
-                await self._release(keys=[key], args=[owner])
+                # A release that fails (Redis gone) must not turn an answer already decided
+                # into an error: the lock expires by itself.
+                with contextlib.suppress(RedisError):
+                    await self._release(keys=[key], args=[owner])
 
     async def answer_for(self, call_sid: str, token: str) -> str | None:
         """The answer already given to the webhook carrying ``token``, if any."""

@@ -18,7 +18,8 @@ import asyncpg
 from ivr.simulator import FakeCall, FakeTwilio, Twiml
 
 RECORDED = "Your choice has been recorded"
-NOTHING_RECORDED = "could not record your choice"
+# Said by every ending that records nothing: a failure, a lost call, too many wrong keys.
+NOTHING_RECORDED = "nothing has been changed"
 
 
 @dataclass
@@ -83,7 +84,7 @@ async def one_call(twilio: FakeTwilio, tally: Tally, rng: random.Random) -> None
             tally.http_5xx += 1
         if RECORDED in answer.heard:
             tally.told_recorded.add(call.call_sid)
-        elif NOTHING_RECORDED in answer.heard:
+        elif NOTHING_RECORDED in answer.heard.lower():
             tally.told_not_recorded.add(call.call_sid)
         else:
             tally.untold.add(call.call_sid)
