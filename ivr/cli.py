@@ -33,6 +33,7 @@ from ivr.resources import postgres_ctx, postgres_server_ctx
 from ivr.routes import STATUS_PATH, VOICE_PATH
 from ivr.settings import ConfigError, Settings
 from ivr.simulator import SILENCE, FakeTwilio, Twiml, simulate_call
+from ivr.workers import supervise
 from storage.customers import upsert_customer
 from storage.exports import events_for_receipts
 from storage.ledger import chained
@@ -57,19 +58,26 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-def serve(host: str, port: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes on the port.")
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Share the port with sibling workers.")
+def serve(host: str, port: int, workers: int, reuse_port: bool) -> None:
     """Migrate the database, then answer Twilio's webhooks until SIGINT/SIGTERM."""
     settings = _load_settings(os.environ, port=port)
     configure_logging(settings.log_level, settings.effective_log_format)
+    if workers > 1:
+        click.echo(_banner(settings, None, host, port) + f"\n{workers} worker processes share the port.")
+        env = dict(os.environ) | {"PUBLIC_BASE_URL": settings.base_url, "TWILIO_AUTH_TOKEN": settings.auth_token}
+        sys.exit(supervise(workers, host, port, env, settings.data_dir))
     app = create_app(settings)
 
     async def announce(app: web.Application) -> None:
         click.echo(_banner(settings, app, host, port))
 
-    app.on_startup.append(announce)
+    if not reuse_port:  # a lone process introduces itself; workers leave it to their supervisor
+        app.on_startup.append(announce)
     # run_app turns SIGINT/SIGTERM into a graceful stop: in-flight webhooks finish,
     # then the cleanup contexts close pools and stop any embedded servers.
-    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10)
+    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10, reuse_port=reuse_port or None)
 
 
 @main.command()
@@ -437,7 +445,7 @@ def _dev_auth_token(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _banner(settings: Settings, app: web.Application, host: str, port: int) -> str:
+def _banner(settings: Settings, app: web.Application | None, host: str, port: int) -> str:
     lines = [
         f"Consent IVR listening on http://{host}:{port} (public URL {settings.base_url})",
         "Point your Twilio number at:",

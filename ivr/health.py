@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from aiohttp import web
 
@@ -15,8 +16,8 @@ PROBE_TIMEOUT_S = 1.0
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is up and its event loop answers."""
-    return web.json_response({"status": "ok"})
+    """The process is up and its event loop answers (and which worker process answered)."""
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:
