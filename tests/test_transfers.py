@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from datetime import timedelta
 
 import aiohttp
@@ -15,7 +14,7 @@ from aiohttp.test_utils import unused_port
 from storage.state import Status, consent_state
 from storage.tokens import revoke_token
 from tests.conftest import AUTH_TOKEN, Storage
-from tests.helpers import a_caller_on_a_call, api, token_for, twilio_follows, wait_ready
+from tests.helpers import a_caller_on_a_call, api, spawn_ivr, token_for, twilio_follows, wait_ready
 
 
 async def test_a_transfer_round_trip_records_the_agent_and_returns_the_caller(desk, phone, rest, http, db) -> None:
@@ -223,17 +222,7 @@ async def test_live_events_reach_an_agent_connected_to_another_process(
         "IVR_DATA_DIR": str(tmp_path),
         "LOG_LEVEL": "WARNING",
     }
-    other = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ivr",
-        "serve",
-        "--port",
-        str(port),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    other = await spawn_ivr("serve", "--port", str(port), env=env, quiet=True)
     try:
         other_url = f"http://127.0.0.1:{port}"
         await wait_ready(http, other_url, other)

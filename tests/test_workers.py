@@ -5,33 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import unused_port
 
 from tests.fake_twilio import FakeTwilio
-from tests.helpers import wait_ready
+from tests.helpers import spawn_ivr, wait_ready
 
 
 async def test_two_workers_share_the_port_and_a_call_hops_between_them(tmp_path: Path) -> None:
     port = unused_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "TWILIO_AUTH_TOKEN")}
     env |= {"IVR_DEV": "1", "IVR_DATA_DIR": str(tmp_path / "var"), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ivr",
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await spawn_ivr("serve", "--port", str(port), "--workers", "2", env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
         # A new connection per request, so the kernel spreads them over the workers.
