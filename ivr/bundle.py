@@ -14,7 +14,7 @@ from ivr.flow_catalog import FlowCatalog
 from ivr.receipts import build_receipt, withdrawal_codes
 from ivr.settings import Settings
 from storage.exports import events_for_receipts
-from storage.recordings import media_store
+from storage.recordings import MediaStore
 from storage.verify import ledger_head
 
 __all__ = ["CERTIFICATION", "evidence_bundle"]
@@ -55,7 +55,7 @@ Executed on ______________ at ______________.      Signature: __________________
 
 
 async def evidence_bundle(
-    conn: asyncpg.Connection, story: dict[str, Any], settings: Settings, flows: FlowCatalog
+    conn: asyncpg.Connection, story: dict[str, Any], settings: Settings, flows: FlowCatalog, store: MediaStore
 ) -> bytes:
     call_sid = story["call"]["row"]["call_sid"]
     head = await ledger_head(conn)
@@ -73,7 +73,6 @@ async def evidence_bundle(
         for record in (value if isinstance(value, list) else [value])
         if isinstance(record, dict) and "ledger" in record
     ]
-    store = media_store(settings.recording_store, settings.data_dir)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("evidence.json", json.dumps(story, default=str, indent=2, ensure_ascii=False))

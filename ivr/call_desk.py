@@ -31,6 +31,7 @@ from storage.evidence import (
     CallEnding,
     CallRecord,
     RecordingStatus,
+    decision_exists,
     next_seq,
     record_call,
     record_call_ending,
@@ -195,12 +196,9 @@ class CallDesk:
             return False
         try:
             async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
-                found = await conn.fetchval(
-                    "SELECT true FROM consent_events WHERE call_sid = $1 AND seq = $2", state.call_sid, decision.seq
-                )
+                return await decision_exists(conn, state.call_sid, decision.seq)
         except STORAGE_ERRORS:
             return False
-        return bool(found)
 
     async def _start_transfer(self, call: CallRecord, token: str, transfer_id: UUID, state: CallState | None) -> str:
         """An agent moved this live call into a flow: start it, numbering on from the call so far."""

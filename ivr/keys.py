@@ -16,6 +16,7 @@ from ivr.settings import Settings
 from ivr.transfers import TransferDesk
 from storage.migrator import Migration
 from storage.rate_limits import RateLimiter
+from storage.recordings import MediaStore
 from storage.sessions import CallSessions
 from storage.web_sessions import WebSessions
 
@@ -35,3 +36,4 @@ TRANSFER_DESK = web.AppKey("transfer_desk", TransferDesk)
 WEB_SESSIONS = web.AppKey("web_sessions", WebSessions)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS = web.AppKey("metrics", Metrics)
+MEDIA_STORE = web.AppKey("media_store", MediaStore)

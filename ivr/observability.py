@@ -10,6 +10,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ivr.keys import METRICS, PG_POOL
+from storage.recordings import pending_fetches
 
 __all__ = ["metrics_middleware", "metrics_page"]
 
@@ -33,7 +34,5 @@ async def metrics_page(request: web.Request) -> web.Response:
     metrics.pool_size.set(pool.get_size())
     metrics.pool_in_use.set(pool.get_size() - pool.get_idle_size())
     async with pool.acquire() as conn:
-        metrics.recording_backlog.set(
-            await conn.fetchval("SELECT count(*) FROM recording_fetches WHERE status = 'pending'")
-        )
+        metrics.recording_backlog.set(await pending_fetches(conn))
     return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -136,6 +136,7 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
             auth=(settings.twilio_account_sid, settings.auth_token),
         )
         app[keys.RECORDING_FETCHER] = fetcher
+        app[keys.MEDIA_STORE] = store
         task = asyncio.create_task(fetcher.run(), name="recording-fetcher")
         try:
             yield

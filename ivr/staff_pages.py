@@ -14,13 +14,13 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from ivr.api.staff import REQUEST_STATUSES, audit, bundle_response, load_story, phone_of
+from ivr.api.staff import REQUEST_STATUSES, audit, bundle_response, kept_audio, load_story, phone_of
 from ivr.auth import PUBLIC, SESSION_COOKIE, WEB_SESSION, requires
 from ivr.kdf import verify_secret
 from ivr.keys import FLOWS, PG_POOL, RATE_LIMITER, SETTINGS, WEB_SESSIONS
 from storage.customers import customer
 from storage.ledger import chained
-from storage.lookups import request_status_change, requests_by_status
+from storage.lookups import access_log_entries, request_status_change, requests_by_status, subject_timeline
 from storage.state import consent_state
 from storage.tokens import find_token
 from storage.users import find_user
@@ -151,18 +151,7 @@ async def person_page(request: web.Request) -> web.Response:
             await consent_state(conn, subject, purpose, as_of=now, opt_out_days=days)
             for purpose, days in sorted(rules.items())
         ]
-        timeline = await conn.fetch(
-            """
-            SELECT 'decision' AS kind, recorded_at AS at, call_sid, purpose || ': ' || action AS what,
-                   channel AS how, prompt_text AS heard
-            FROM consent_events WHERE subject = $1 OR caller_number = $1
-            UNION ALL
-            SELECT 'notice', given_at, call_sid, notice || ' notice heard', lang, notice_text
-            FROM notices WHERE caller_number = $1
-            ORDER BY at DESC LIMIT 200
-            """,
-            subject,
-        )
+        timeline = await subject_timeline(conn, subject)
     return _page(request, "person.html", subject=subject, states=states, timeline=timeline, now=now)
 
 
@@ -179,13 +168,11 @@ async def call_bundle_page(request: web.Request) -> web.Response:
 
 @requires("staff")
 async def recording_audio(request: web.Request) -> web.Response:
-    sid = request.match_info["recording_sid"]
-    await audit(request, "recording.media", sid)
-    async with request.app[PG_POOL].acquire() as conn:
-        media = await conn.fetchval("SELECT media FROM recording_blobs WHERE recording_sid = $1", sid)
-    if media is None:
+    kept = await kept_audio(request)
+    if kept is None:
         raise web.HTTPNotFound(text="that recording has not been fetched yet")
-    return web.Response(body=media, content_type="audio/x-wav")
+    media, content_type = kept
+    return web.Response(body=media, content_type=content_type)
 
 
 @requires("staff")
@@ -217,5 +204,5 @@ async def request_status(request: web.Request) -> web.Response:
 @requires("admin")
 async def access_log_page(request: web.Request) -> web.Response:
     async with request.app[PG_POOL].acquire() as conn:
-        rows = await conn.fetch("SELECT * FROM access_log ORDER BY id DESC LIMIT 500")
+        rows = await access_log_entries(conn, 500)
     return _page(request, "access_log.html", entries=rows)

@@ -34,6 +34,7 @@ __all__ = [
     "CallEnding",
     "CallRecord",
     "RecordingStatus",
+    "decision_exists",
     "load_flow_definition",
     "next_seq",
     "open_request",
@@ -302,6 +303,11 @@ async def record_recording_status(chain: Chain, status: RecordingStatus) -> None
         status.recording_url,
         status.error_code,
     )
+
+
+async def decision_exists(conn: asyncpg.Connection, call_sid: str, seq: int) -> bool:
+    """Did the decision answering prompt ``seq`` of the call get stored?"""
+    return bool(await conn.fetchval("SELECT true FROM consent_events WHERE call_sid = $1 AND seq = $2", call_sid, seq))
 
 
 async def next_seq(conn: asyncpg.Connection, call_sid: str) -> int:

@@ -8,9 +8,14 @@ from typing import Any
 import asyncpg
 
 from storage.ledger import Chain
+from storage.recordings import MediaStore
 
 __all__ = [
+    "access_log_entries",
+    "accounts_for_phone",
     "call_story",
+    "kept_recording",
+    "subject_timeline",
     "note_access",
     "request_status_change",
     "requests_by_status",
@@ -189,3 +194,39 @@ async def suppressed_numbers(conn: asyncpg.Connection, purpose: str) -> list[asy
         """,
         purpose,
     )
+
+
+async def accounts_for_phone(conn: asyncpg.Connection, phone: str) -> list[str]:
+    """Every customer account using ``phone`` (several may share a line)."""
+    rows = await conn.fetch("SELECT account_number FROM customer_phones WHERE phone = $1 ORDER BY 1", phone)
+    return [r["account_number"] for r in rows]
+
+
+async def subject_timeline(conn: asyncpg.Connection, subject: str, limit: int = 200) -> list[asyncpg.Record]:
+    """Decisions and notices concerning ``subject``, newest first, with the words heard."""
+    return await conn.fetch(
+        """
+        SELECT 'decision' AS kind, recorded_at AS at, call_sid, purpose || ': ' || action AS what,
+               channel AS how, prompt_text AS heard
+        FROM consent_events WHERE subject = $1 OR caller_number = $1
+        UNION ALL
+        SELECT 'notice', given_at, call_sid, notice || ' notice heard', lang, notice_text
+        FROM notices WHERE caller_number = $1
+        ORDER BY at DESC LIMIT $2
+        """,
+        subject,
+        limit,
+    )
+
+
+async def kept_recording(conn: asyncpg.Connection, store: MediaStore, recording_sid: str) -> tuple[bytes, str] | None:
+    """A fetched recording's bytes and content type, from wherever they are kept."""
+    content_type = await conn.fetchval(
+        "SELECT content_type FROM recording_media WHERE recording_sid = $1", recording_sid
+    )
+    media = await store.get(conn, recording_sid) if content_type is not None else None
+    return (media, content_type) if media is not None else None
+
+
+async def access_log_entries(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM access_log ORDER BY id DESC LIMIT $1", limit)

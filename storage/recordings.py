@@ -26,6 +26,7 @@ __all__ = [
     "keep_media",
     "media_store",
     "next_due",
+    "pending_fetches",
 ]
 
 
@@ -193,6 +194,11 @@ async def next_due(conn: asyncpg.Connection) -> datetime | None:
         "SELECT min(next_attempt_at) FROM recording_fetches WHERE status = 'pending'"
     )
     return due
+
+
+async def pending_fetches(conn: asyncpg.Connection) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM recording_fetches WHERE status = 'pending'")
+    return count
 
 
 async def fetch_status(conn: asyncpg.Connection, recording_sid: str) -> asyncpg.Record | None:

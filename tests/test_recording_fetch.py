@@ -16,6 +16,7 @@ from aiohttp.test_utils import unused_port
 
 from tests.conftest import AUTH_TOKEN, CUSTOMER_PIN, Storage, running_service
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
+from tests.helpers import token_for
 
 FAST = {
     "RECORDING_RETRY_BASE_S": "0.05",
@@ -179,7 +180,12 @@ async def test_recordings_can_be_kept_in_a_directory(storage, media_server, cust
     async with running_service(storage, unused_port(), **overrides) as running:
         sid = await record_a_statement(FakeTwilio(http, running.base_url, AUTH_TOKEN), customer)
         row = await wait_for_status(db, sid, "fetched")
+        staff = await token_for(running, "staff", "listener")
+        url = f"{running.base_url}/api/recordings/{sid}/media"
+        async with http.get(url, headers={"Authorization": f"Bearer {staff}"}) as resp:
+            played = await resp.read()
 
+    assert played == media_server.bytes_for(sid)  # playback reads the directory too
     assert row["stored_in"] == "directory"
     assert (tmp_path / "recordings" / f"{sid}.wav").read_bytes() == media_server.bytes_for(sid)
 

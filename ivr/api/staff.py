@@ -13,10 +13,13 @@ from aiohttp import web
 
 from ivr.auth import PRINCIPAL, api_error, requires
 from ivr.bundle import evidence_bundle
-from ivr.keys import FLOWS, PG_POOL, SETTINGS
+from ivr.keys import FLOWS, MEDIA_STORE, PG_POOL, SETTINGS
 from storage.ledger import canonical_json, chained, entry_hash
 from storage.lookups import (
+    access_log_entries,
+    accounts_for_phone,
     call_story,
+    kept_recording,
     note_access,
     request_status_change,
     requests_by_status,
@@ -92,10 +95,7 @@ async def subject_consents(request: web.Request) -> web.Response:
     rules = request.app[FLOWS].purpose_rules()
     await audit(request, "subject.consents", phone)
     async with request.app[PG_POOL].acquire() as conn:
-        accounts = [
-            r["account_number"]
-            for r in await conn.fetch("SELECT account_number FROM customer_phones WHERE phone = $1 ORDER BY 1", phone)
-        ]
+        accounts = await accounts_for_phone(conn, phone)
         subjects = {}
         for subject in [phone, *accounts]:
             subjects[subject] = [
@@ -202,7 +202,7 @@ async def bundle_response(request: web.Request) -> web.Response:
     """The call's evidence bundle as a zip download (the access log notes it first)."""
     story = await load_story(request, "call.bundle")
     async with request.app[PG_POOL].acquire() as conn:
-        body = await evidence_bundle(conn, story, request.app[SETTINGS], request.app[FLOWS])
+        body = await evidence_bundle(conn, story, request.app[SETTINGS], request.app[FLOWS], request.app[MEDIA_STORE])
     return web.Response(
         body=body,
         content_type="application/zip",
@@ -213,17 +213,19 @@ async def bundle_response(request: web.Request) -> web.Response:
 @requires("staff")
 async def recording_media(request: web.Request) -> web.Response:
     """``GET /api/recordings/{recording_sid}/media``: the kept audio, for playback."""
+    kept = await kept_audio(request)
+    if kept is None:
+        raise api_error(404, "no kept media for that recording (not fetched yet)")
+    media, content_type = kept
+    return web.Response(body=media, content_type=content_type)
+
+
+async def kept_audio(request: web.Request) -> tuple[bytes, str] | None:
+    """The recording named in the path, from the configured store (the access log notes it first)."""
     sid = request.match_info["recording_sid"]
     await audit(request, "recording.media", sid)
     async with request.app[PG_POOL].acquire() as conn:
-        row = await conn.fetchrow(
-            """SELECT m.content_type, b.media FROM recording_media m
-               LEFT JOIN recording_blobs b USING (recording_sid) WHERE m.recording_sid = $1""",
-            sid,
-        )
-    if row is None or row["media"] is None:
-        raise api_error(404, "no kept media for that recording (not fetched yet, or kept in a directory)")
-    return web.Response(body=row["media"], content_type=row["content_type"] or "audio/x-wav")
+        return await kept_recording(conn, request.app[MEDIA_STORE], sid)
 
 
 @requires("staff")
@@ -279,10 +281,9 @@ async def suppression(request: web.Request) -> web.StreamResponse:
 @requires("admin")
 async def access_log(request: web.Request) -> web.Response:
     """``GET /api/access-log[?limit=]``: who looked at what, newest first (admins only)."""
-    limit = (
-        min(int(request.query.get("limit", "200")), MAX_PAGE) if request.query.get("limit", "200").isdigit() else 200
-    )
+    raw = request.query.get("limit", "200")
+    limit = min(int(raw), MAX_PAGE) if raw.isdigit() else 200
     async with request.app[PG_POOL].acquire() as conn:
-        rows = await conn.fetch("SELECT * FROM access_log ORDER BY id DESC LIMIT $1", limit)
+        rows = await access_log_entries(conn, limit)
         holds = [dict(h) for h in await active_holds(conn) if h["action"] == "place"]
     return _json({"entries": [dict(r) for r in rows], "holds": holds})
