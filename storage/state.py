@@ -93,8 +93,10 @@ async def _opt_out_state(
         """
         SELECT id, given_at FROM notices
         WHERE notice = $2 AND given_at <= $3
-          AND (caller_number = $1
-               OR caller_number IN (SELECT phone FROM customer_phones WHERE account_number = $1))
+          -- one array, not "= $1 OR IN (subquery)": that OR cannot use notices_caller, so
+          -- every lookup read all the notices there are
+          AND caller_number = ANY (
+                array_prepend($1::text, ARRAY(SELECT phone FROM customer_phones WHERE account_number = $1)))
         ORDER BY given_at, id LIMIT 1
         """,
         subject,
