@@ -2,17 +2,21 @@
 
 The order is the evidence rule (DESIGN rule 1): facts are committed to Postgres
 *before* the session moves on in Redis and before the TwiML that says "recorded" is
-returned. If the commit fails (and a check shows the decision did not land after all),
-the caller hears that nothing was recorded and the call ends; that answer is kept under
-the webhook's idempotency token, and a call's webhooks are handled one at a time, so
-no later copy of the webhook can record what the caller was told was not recorded.
+returned. Keypresses that only move a caller through menus are kept in the call's
+session and committed with the call's next evidence (its decision, a recording, a
+notice) or its ending, whichever comes first, each with the time it was pressed.
+
+If the commit fails (and a check shows the decision did not land after all), the caller
+hears that nothing was recorded and the call ends; that answer is kept under the
+webhook's idempotency token, and a call's committing webhooks hold its lock one at a
+time, so no later copy of the webhook can record what the caller was told was not recorded.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +25,19 @@ import structlog
 from redis.exceptions import RedisError
 
 from flows import engine
-from flows.model import CallStart, CallState, DecisionFact, End, Event, Fact, Flow, Outcome, Pending, Progress
+from flows.model import (
+    CallStart,
+    CallState,
+    DecisionFact,
+    End,
+    Event,
+    Fact,
+    Flow,
+    KeypressFact,
+    Outcome,
+    Pending,
+    Progress,
+)
 from ivr.flow_catalog import FlowCatalog
 from ivr.lookups import Lookups
 from ivr.metrics import Metrics
@@ -31,16 +47,17 @@ from storage.evidence import (
     CallEnding,
     CallRecord,
     RecordingStatus,
+    call_ending_row,
+    call_row,
     decision_exists,
+    fact_rows,
+    keypress_row,
     next_seq,
-    record_call,
-    record_call_ending,
-    record_facts,
-    record_recording_status,
+    recording_status_row,
 )
-from storage.ledger import Chain, chained
+from storage.ledger import EvidenceRow, append, chained
 from storage.recordings import enqueue_fetch
-from storage.sessions import CallSessions
+from storage.sessions import CallSessions, PendingPress, Session, StepResult, Turn
 from storage.transfers import FINAL_KINDS, load_transfer
 
 __all__ = ["STORAGE_ERRORS", "CallDesk"]
@@ -53,6 +70,14 @@ STORAGE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.Interna
 RECORDING_COMPLETED = "completed"  # Twilio's RecordingStatus once the media can be fetched
 # Waiting longer than this for a pooled connection would eat Twilio's 15-second budget.
 POOL_ACQUIRE_TIMEOUT_S = 4.0
+NEW_CALL = None  # the session a call has before its first prompt
+# A menu step saved without the lock may be refused once because the call moved (the
+# remembered session was behind); it is then computed again from the stored session,
+# and after that goes the locked way.
+MOVES_BEFORE_LOCKING = 2
+# Keypresses a session may hold before they are committed anyway: keeps a live call's
+# Redis footprint small (under 2 KB) and bounds what a lost session could take with it.
+MAX_PENDING_PRESSES = 4
 
 
 class CallDesk:
@@ -93,90 +118,134 @@ class CallDesk:
         (``IVR_NUMBER_FLOWS``) or the default flow answers, in its default language
         unless ``lang`` says otherwise.
         """
-        state, answered = await self._sessions.load(call.call_sid, token)
-        if answered is not None:
-            return answered
-        if transfer_id is not None and (state is None or state.transfer_id != str(transfer_id)):
-            return await self._start_transfer(call, token, transfer_id, state)
-        if state is not None:  # Twilio asked again for a call already under way
-            return self._renderer.render(engine.replay(await self._flow_of(state), state))
+        if transfer_id is not None:
+            session, answered = await self._sessions.load(call.call_sid, token)
+            if answered is not None:
+                return answered
+            if session is None or session.state.transfer_id != str(transfer_id):
+                return await self._start_transfer(call, token, transfer_id, session)
+            return self._renderer.render(engine.replay(await self._flow_of(session.state), session.state))
         flow = self._flows.for_call(flow_name, call.dialed)
         if flow is None:
             log.error("unknown_flow_configured", flow=flow_name, call_sid=call.call_sid)
             return self.system_error()
         start = CallStart(call.call_sid, call.caller, call.dialed)
+        received = datetime.now(UTC)
         try:
-            async with self._transaction() as chain:
-                await record_call(chain, call, flow)
             outcome = await self._settle(flow, engine.start(flow, start, lang if lang in flow.languages else None))
-            if outcome.facts:
-                async with self._transaction() as chain:
-                    await record_facts(chain, outcome.state, outcome.facts, token)
+            # Stored before anything is known of the session: a repeated request stores nothing new.
+            await self._commit([call_row(call, flow), *fact_rows(outcome.state, outcome.facts, token, received)])
         except STORAGE_ERRORS:
             log.exception("call_not_recorded", call_sid=call.call_sid)
             return self.system_error(flow)
-        log.info("call_answered", call_sid=call.call_sid, flow=flow.name, version=flow.version[:12])
-        return await self._move(outcome, expected_seq=None, token=token)
+        answer = self._renderer.render(outcome.instruction)
+        result, detail = await self._sessions.step(NEW_CALL, Session(outcome.state), token=token, answer=answer)
+        if result is StepResult.SAVED:
+            log.info("call_answered", call_sid=call.call_sid, flow=flow.name, version=flow.version[:12])
+            return answer
+        return await self._answer_again(call.call_sid, token, result, detail)
 
     async def take_input(self, call_sid: str, event: Event, token: str) -> str:
-        """The caller answered a prompt (keys or silence): move the call on, one webhook at a time."""
-        async with self._sessions.exclusive(call_sid) as held:
-            if not held:  # another delivery is stuck past Twilio's patience: say nothing is recorded
+        """The caller answered a prompt (keys or silence): move the call on.
+
+        A step that only moves through menus is saved in one Redis round trip and its
+        keypress kept in the session; a step that stores evidence (or looks something up)
+        takes the call's lock, so a call's committing webhooks run one at a time.
+        """
+        received = datetime.now(UTC)
+        session, fresh = self._sessions.recalled(call_sid), False
+        if session is None:
+            session, answered = await self._sessions.load(call_sid, token)
+            if answered is not None:
+                return answered
+            fresh = True
+        for _ in range(MOVES_BEFORE_LOCKING):
+            if session is None:
+                log.warning("unknown_call", call_sid=call_sid)
+                return self.unknown_call()
+            flow = await self._flow_of(session.state)
+            progress = engine.advance(flow, session.state, event)
+            if not isinstance(progress, Outcome) or not self._is_menu_move(flow, progress, session, fresh):
+                break
+            answer = self._renderer.render(progress.instruction)
+            if progress.stale:  # an old prompt's webhook, checked against the stored session
+                return answer
+            moved = Session(progress.state, session.pending + _presses(progress, token, received))
+            result, detail = await self._sessions.step(session, moved, token=token, answer=answer)
+            if result is StepResult.SAVED:
+                return answer
+            if result is StepResult.ANSWERED:
+                return str(detail)
+            if result is StepResult.BUSY:
+                break
+            session, fresh = detail, True
+        return await self._take_input_in_turn(call_sid, event, token, received)
+
+    async def _take_input_in_turn(self, call_sid: str, event: Event, token: str, received: datetime) -> str:
+        async with self._sessions.turn(call_sid, token) as turn:
+            if turn.answer is not None:
+                return turn.answer
+            if not turn.held:  # another delivery is stuck past Twilio's patience: say nothing is recorded
                 log.error("call_lock_not_had", call_sid=call_sid)
                 return self.system_error()
-            return await self._take_input(call_sid, event, token)
+            if turn.session is None:
+                log.warning("unknown_call", call_sid=call_sid)
+                return self.unknown_call()
+            return await self._commit_input(turn, event, token, received)
 
-    async def _take_input(self, call_sid: str, event: Event, token: str) -> str:
-        state, answered = await self._sessions.load(call_sid, token)
-        if answered is not None:
-            return answered
-        if state is None:
-            log.warning("unknown_call", call_sid=call_sid)
-            return self.unknown_call()
+    async def _commit_input(self, turn: Turn, event: Event, token: str, received: datetime) -> str:
+        session = turn.session
+        assert session is not None
+        state = session.state
         flow = await self._flow_of(state)
         outcome: Outcome | None = None
         try:
             outcome = await self._settle(flow, engine.advance(flow, state, event))
             if outcome.stale:
-                log.info("stale_webhook", call_sid=call_sid, seq=event.seq, current=state.seq)
+                log.info("stale_webhook", call_sid=state.call_sid, seq=event.seq, current=state.seq)
                 return self._renderer.render(outcome.instruction)
-            async with self._transaction() as chain:
-                await record_facts(chain, state, outcome.facts, token)
-                news = await self._store_news(chain, state, transfer_news(flow, outcome))
+            rows = [*_pending_rows(session), *fact_rows(state, outcome.facts, token, received)]
+            news = await self._commit(rows, state, transfer_news(flow, outcome))
         except STORAGE_ERRORS:
             if outcome is None or not await self._committed_anyway(state, outcome):
-                log.exception("evidence_not_recorded", call_sid=call_sid, step=state.step)
+                log.exception("evidence_not_recorded", call_sid=state.call_sid, step=state.step)
                 self._metrics.system_errors.labels("unavailable").inc()
-                # Told "nothing was recorded": every later delivery must hear the same.
-                return await self._move(engine.abort(flow, state), expected_seq=state.seq, token=token)
-            log.warning("commit_outcome_confirmed_after_error", call_sid=call_sid, step=state.step)
+                # Told "nothing was recorded": every later delivery must hear the same. The
+                # keypresses stay in the session, to be stored with the call's ending.
+                kept = session.pending + (_presses(outcome, token, received) if outcome else ())
+                aborted = engine.abort(flow, state)
+                return await self._leave(turn, Session(aborted.state, kept), aborted, token)
+            log.warning("commit_outcome_confirmed_after_error", call_sid=state.call_sid, step=state.step)
             news = []
         await self._publish(state, news)
         if outcome.decides:
-            log.info("decision_recorded", call_sid=call_sid, step=state.step)
+            log.info("decision_recorded", call_sid=state.call_sid, step=state.step)
             for fact in outcome.facts:
                 if isinstance(fact, DecisionFact):
                     self._metrics.decisions.labels(fact.purpose, fact.action.value, fact.channel.value).inc()
-        return await self._move(outcome, expected_seq=state.seq, token=token)
+        return await self._leave(turn, Session(outcome.state), outcome, token)
 
     async def end_call(self, ending: CallEnding) -> None:
-        """The call is over: note how it ended, and where, if it was abandoned."""
-        state, _ = await self._sessions.load(ending.call_sid, "")
-        facts = engine.hang_up(await self._flow_of(state), state) if state is not None else ()
-        abandoned = [("abandoned", {"at_step": state.step})] if state is not None and facts else []
-        async with self._transaction() as chain:
-            await record_call_ending(chain, ending, facts)
-            news = await self._store_news(chain, state, abandoned) if state is not None else []
-        if state is not None:
-            await self._publish(state, news)
+        """The call is over: store the keypresses still held, and how (and where) it ended."""
+        session, _ = await self._sessions.load(ending.call_sid, "")
+        self._sessions.forget(ending.call_sid)
+        if session is None:
+            await self._commit([call_ending_row(ending, ())])
+            log.info("call_ended", call_sid=ending.call_sid, status=ending.status, abandoned=False)
+            return
+        state = session.state
+        facts = engine.hang_up(await self._flow_of(state), state)
+        abandoned = [("abandoned", {"at_step": state.step})] if facts else []
+        news = await self._commit([*_pending_rows(session), call_ending_row(ending, facts)], state, abandoned)
+        await self._publish(state, news)
         log.info("call_ended", call_sid=ending.call_sid, status=ending.status, abandoned=bool(facts))
 
     async def note_recording_status(self, status: RecordingStatus) -> None:
         """Keep Twilio's word on a recording's processing (it may come before or after the call ends)."""
-        async with self._transaction() as chain:
-            await record_recording_status(chain, status)
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn, chained(conn) as chain:
+            chain.add([recording_status_row(status)])
             if status.status == RECORDING_COMPLETED:
-                await enqueue_fetch(chain.conn, status.recording_sid, status.call_sid, status.account_sid)
+                await enqueue_fetch(conn, status.recording_sid, status.call_sid, status.account_sid)
         if status.status == RECORDING_COMPLETED:
             self._recording_announced()
         log.info("recording_status", call_sid=status.call_sid, recording=status.recording_sid, status=status.status)
@@ -189,6 +258,23 @@ class CallDesk:
     def unknown_call(self) -> str:
         return self._message(self._flows.default, "unknown_call", None)
 
+    @staticmethod
+    def _is_menu_move(flow: Flow, outcome: Outcome, session: Session, fresh: bool) -> bool:
+        """May this step be saved without the lock: nothing to commit, nothing to tell an agent?
+
+        A stale answer is trusted only against a freshly loaded session (a remembered one
+        may simply be behind). A finished call, and a session holding as many keypresses
+        as it may, go through the commit path so the keypresses reach Postgres now.
+        """
+        if outcome.stale:
+            return fresh
+        return (
+            not outcome.state.finished
+            and all(isinstance(fact, KeypressFact) for fact in outcome.facts)
+            and len(session.pending) + len(outcome.facts) <= MAX_PENDING_PRESSES
+            and not transfer_news(flow, outcome)
+        )
+
     async def _committed_anyway(self, state: CallState, outcome: Outcome) -> bool:
         """After an error around a commit, did the decision land all the same? (Then it is true.)"""
         decision = next((f for f in outcome.facts if isinstance(f, DecisionFact)), None)
@@ -200,7 +286,7 @@ class CallDesk:
         except STORAGE_ERRORS:
             return False
 
-    async def _start_transfer(self, call: CallRecord, token: str, transfer_id: UUID, state: CallState | None) -> str:
+    async def _start_transfer(self, call: CallRecord, token: str, transfer_id: UUID, session: Session | None) -> str:
         """An agent moved this live call into a flow: start it, numbering on from the call so far."""
         async with self._pool.acquire() as conn:
             transfer = await load_transfer(conn, transfer_id)
@@ -216,28 +302,44 @@ class CallDesk:
             agent=transfer.agent,
             return_to=transfer.return_to,
             transfer_id=str(transfer_id),
-            first_seq=max(first_seq, state.seq + 1 if state else 0),
+            first_seq=max(first_seq, session.state.seq + 1 if session else 0),
         )
+        received = datetime.now(UTC)
         try:
             outcome = await self._settle(flow, engine.start(flow, start))
-            async with self._transaction() as chain:
-                await record_call(chain, call, flow)
-                await record_facts(chain, outcome.state, outcome.facts, token)
-                started = [("started", {"flow": flow.name, "flow_version": flow.version})]
-                news = await self._store_news(chain, outcome.state, started)
+            # The keypresses of the call so far belong to its earlier flow: stored under it.
+            earlier = _pending_rows(session) if session else []
+            rows = [*earlier, call_row(call, flow), *fact_rows(outcome.state, outcome.facts, token, received)]
+            started = [("started", {"flow": flow.name, "flow_version": flow.version})]
+            news = await self._commit(rows, outcome.state, started)
         except STORAGE_ERRORS:
             log.exception("transfer_not_recorded", call_sid=call.call_sid)
             return self.system_error(flow)
         await self._publish(outcome.state, news)
         log.info("transfer_started", call_sid=call.call_sid, transfer=str(transfer_id), flow=flow.name)
-        return await self._move(outcome, expected_seq=state.seq if state else None, token=token)
+        answer = self._renderer.render(outcome.instruction)
+        if await self._save(Session(outcome.state), expected=session or NEW_CALL, token=token, answer=answer):
+            return answer
+        return await self._answer_again(call.call_sid, token, StepResult.MOVED, None)
 
-    async def _store_news(
-        self, chain: Chain, state: CallState, news: list[tuple[str, dict[str, Any]]]
+    async def _commit(
+        self,
+        rows: list[EvidenceRow],
+        state: CallState | None = None,
+        news: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> list[dict[str, Any]]:
-        if state.transfer_id is None or not news or self._transfers is None:
+        """Store and chain ``rows`` (one statement), with an agent's news if a transfer watches."""
+        watched = state is not None and state.transfer_id is not None and self._transfers is not None
+        if not rows and not (news and watched):
             return []
-        return await self._transfers.store(chain, UUID(state.transfer_id), news)
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
+            if not (news and watched):
+                await append(conn, rows)
+                return []
+            assert state is not None and state.transfer_id is not None and self._transfers is not None
+            async with chained(conn) as chain:
+                chain.add(rows)
+                return await self._transfers.store(chain, UUID(state.transfer_id), news)
 
     async def _publish(self, state: CallState, events: list[dict[str, Any]]) -> None:
         """Tell a watching agent; the events are already stored, so a Redis failure only delays them."""
@@ -256,36 +358,53 @@ class CallDesk:
             progress = engine.resume(flow, progress, result)
         return replace(progress, facts=facts + progress.facts) if facts else progress
 
-    async def _move(self, outcome: Outcome, *, expected_seq: int | None, token: str) -> str:
+    async def _leave(self, turn: Turn, moved: Session, outcome: Outcome, token: str) -> str:
+        """Save the call where the committed step left it, and let go of its lock."""
         answer = self._renderer.render(outcome.instruction)
+        if await self._save(moved, expected=turn.session, token=token, answer=answer, turn=turn):
+            return answer
+        return await self._answer_again(moved.state.call_sid, token, StepResult.MOVED, None)
+
+    async def _save(
+        self, moved: Session, *, expected: Session | None, token: str, answer: str, turn: Turn | None = None
+    ) -> bool:
         try:
-            saved = await self._sessions.save(outcome.state, expected_seq=expected_seq, token=token, answer=answer)
+            return await self._sessions.save(moved, expected=expected, token=token, answer=answer, turn=turn)
         except RedisError:
             # The evidence is already committed, so the answer is true; the call's next
             # webhook will meet the session where it was (or Redis down) and say so.
-            log.exception("session_not_saved", call_sid=outcome.state.call_sid)
-            return answer
-        if saved:
-            return answer
-        # Another delivery of a webhook for this call moved it first. The answer it
-        # stored under this token is the one to repeat; otherwise say where the call is.
-        state, answered = await self._sessions.load(outcome.state.call_sid, token)
-        if answered is not None:
-            return answered
-        if state is None:
+            log.exception("session_not_saved", call_sid=moved.state.call_sid)
+            return True
+
+    async def _answer_again(self, call_sid: str, token: str, result: StepResult, detail: Any) -> str:
+        """Another webhook moved this call first: repeat this webhook's answer, or say where the call is."""
+        if result is StepResult.ANSWERED:
+            return str(detail)
+        session = detail if isinstance(detail, Session) else None
+        if session is None:
+            session, answered = await self._sessions.load(call_sid, token)
+            if answered is not None:
+                return answered
+        if session is None:
             return self.unknown_call()
-        return self._renderer.render(engine.replay(await self._flow_of(state), state))
+        return self._renderer.render(engine.replay(await self._flow_of(session.state), session.state))
 
     async def _flow_of(self, state: CallState) -> Flow:
         return await self._flows.version(state.flow_version, self._pool)
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Chain]:
-        """One transaction of evidence, chained into the ledger as it commits."""
-        async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn, chained(conn) as chain:
-            yield chain
 
     def _message(self, flow: Flow, key: str, lang: str | None) -> str:
         lang = lang or flow.default_language
         text = flow.messages[key].text(lang)
         return self._renderer.render(End(speech=(text,), language=flow.languages[lang]))
+
+
+def _presses(outcome: Outcome, token: str, received: datetime) -> tuple[PendingPress, ...]:
+    at = received.isoformat()
+    return tuple(PendingPress(fact, token, at) for fact in outcome.facts if isinstance(fact, KeypressFact))
+
+
+def _pending_rows(session: Session) -> list[EvidenceRow]:
+    return [
+        keypress_row(session.state, press.fact, press.token, datetime.fromisoformat(press.received_at))
+        for press in session.pending
+    ]

@@ -1,17 +1,18 @@
-"""Writing evidence rows. Each function takes the transaction's ``Chain``; the caller owns
-the transaction and seals the chain just before committing.
+"""Evidence rows: what a call's webhooks store, built here and appended by ``storage.ledger``.
 
 Every insert is idempotent on its natural key (a call, a call's Nth answer, a call's
 ending): a webhook Twilio delivers twice stores one row, and the second delivery can
-still truthfully tell the caller their choice is recorded.
+still truthfully tell the caller their choice is recorded. Times are the server's, taken
+when the webhook arrived (a keypress kept in the call's session until the next commit
+still carries the moment it was pressed).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -28,7 +29,7 @@ from flows.model import (
     RecordingFact,
 )
 from storage.deadlines import honor_deadline
-from storage.ledger import Chain
+from storage.ledger import Chain, EvidenceRow
 
 __all__ = [
     "CallEnding",
@@ -37,11 +38,12 @@ __all__ = [
     "decision_exists",
     "load_flow_definition",
     "next_seq",
+    "call_ending_row",
+    "call_row",
+    "fact_rows",
+    "keypress_row",
     "open_request",
-    "record_call",
-    "record_call_ending",
-    "record_facts",
-    "record_recording_status",
+    "recording_status_row",
     "register_flow_version",
 ]
 
@@ -77,169 +79,140 @@ async def register_flow_version(chain: Chain, flow: Flow) -> None:
     )
 
 
-async def record_call(chain: Chain, call: CallRecord, flow: Flow) -> None:
-    await chain.insert(
+def call_row(call: CallRecord, flow: Flow) -> EvidenceRow:
+    return EvidenceRow(
         "calls",
-        """
-        INSERT INTO calls (call_sid, account_sid, caller_number, dialed_number, direction,
-                           flow_name, flow_version)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (call_sid) DO NOTHING
-        """,
-        call.call_sid,
-        call.account_sid,
-        call.caller,
-        call.dialed,
-        call.direction,
-        flow.name,
-        flow.version,
+        {
+            "call_sid": call.call_sid,
+            "account_sid": call.account_sid,
+            "caller_number": call.caller,
+            "dialed_number": call.dialed,
+            "direction": call.direction,
+            "flow_name": flow.name,
+            "flow_version": flow.version,
+        },
     )
 
 
-async def record_facts(chain: Chain, state: CallState, facts: tuple[Fact, ...], token: str) -> None:
-    """Store what the engine reported for one input of the call in ``state``."""
-    for fact in facts:
-        insert = _INSERTS.get(type(fact))
-        if insert is not None:  # an AbandonFact is stored with the call's ending
-            await insert(chain, state, fact, token)
+def fact_rows(state: CallState, facts: tuple[Fact, ...], token: str, received: datetime) -> list[EvidenceRow]:
+    """The rows for what the engine reported for one input of the call in ``state``.
+
+    An AbandonFact has none: it is stored with the call's ending.
+    """
+    return [_ROWS[type(fact)](state, fact, token, received) for fact in facts if type(fact) in _ROWS]
 
 
-async def record_call_ending(chain: Chain, ending: CallEnding, facts: tuple[Fact, ...]) -> None:
-    abandoned = next((f.step for f in facts if isinstance(f, AbandonFact)), None)
-    await chain.insert(
-        "call_endings",
-        """
-        INSERT INTO call_endings (call_sid, status, duration_s, twilio_timestamp, abandoned_at_step)
-        VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (call_sid) DO NOTHING
-        """,
-        ending.call_sid,
-        ending.status,
-        ending.duration_s,
-        ending.twilio_timestamp,
-        abandoned,
-    )
-
-
-async def _insert_keypress(chain: Chain, state: CallState, fact: KeypressFact, token: str) -> None:
-    await chain.insert(
+def keypress_row(state: CallState, fact: KeypressFact, token: str, received: datetime) -> EvidenceRow:
+    return EvidenceRow(
         "keypresses",
-        """
-        INSERT INTO keypresses (call_sid, seq, step, digits, finished_on_key, outcome,
-                                prompt_text, lang, flow_version, idempotency_token, agent)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        ON CONFLICT (call_sid, seq) DO NOTHING
-        """,
-        state.call_sid,
-        fact.seq,
-        fact.step,
-        fact.digits,
-        fact.finished_on_key,
-        fact.outcome.value,
-        fact.heard,
-        fact.lang,
-        state.flow_version,
-        token,
-        state.agent,
+        {
+            "call_sid": state.call_sid,
+            "seq": fact.seq,
+            "step": fact.step,
+            "digits": fact.digits,
+            "finished_on_key": fact.finished_on_key,
+            "outcome": fact.outcome.value,
+            "prompt_text": fact.heard,
+            "lang": fact.lang,
+            "flow_version": state.flow_version,
+            "idempotency_token": token,
+            "agent": state.agent,
+            "received_at": received.isoformat(),
+        },
     )
 
 
-async def _insert_decision(chain: Chain, state: CallState, fact: DecisionFact, token: str) -> None:
-    received = datetime.now(UTC)
-    await chain.insert(
+def call_ending_row(ending: CallEnding, facts: tuple[Fact, ...]) -> EvidenceRow:
+    return EvidenceRow(
+        "call_endings",
+        {
+            "call_sid": ending.call_sid,
+            "status": ending.status,
+            "duration_s": ending.duration_s,
+            "twilio_timestamp": ending.twilio_timestamp,
+            "abandoned_at_step": next((f.step for f in facts if isinstance(f, AbandonFact)), None),
+        },
+    )
+
+
+def _decision_row(state: CallState, fact: DecisionFact, token: str, received: datetime) -> EvidenceRow:
+    honor_by = honor_deadline(received.date(), fact.honor_business_days) if fact.honor_business_days else None
+    return EvidenceRow(
         "consent_events",
-        """
-        INSERT INTO consent_events (call_sid, seq, subject, purpose, action, channel, raw_digits,
-                                    caller_number, dialed_number, identification,
-                                    flow_name, flow_version, prompt_text, lang, idempotency_token,
-                                    recording_sid, agent, subject_kind, recorded_at, honor_by, scope)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                $19, $20, $21)
-        ON CONFLICT (call_sid, seq) DO NOTHING
-        """,
-        state.call_sid,
-        fact.seq,
-        fact.subject,
-        fact.purpose,
-        fact.action.value,
-        fact.channel.value,
-        fact.raw_digits,
-        state.caller,
-        state.dialed,
-        fact.identification.value,
-        state.flow_name,
-        state.flow_version,
-        fact.heard,
-        fact.lang,
-        token,
-        fact.recording_sid,
-        fact.agent,
-        fact.subject_kind.value,
-        received,
-        honor_deadline(received.date(), fact.honor_business_days) if fact.honor_business_days else None,
-        fact.scope,
+        {
+            "call_sid": state.call_sid,
+            "seq": fact.seq,
+            "subject": fact.subject,
+            "purpose": fact.purpose,
+            "action": fact.action.value,
+            "channel": fact.channel.value,
+            "raw_digits": fact.raw_digits,
+            "caller_number": state.caller,
+            "dialed_number": state.dialed,
+            "identification": fact.identification.value,
+            "flow_name": state.flow_name,
+            "flow_version": state.flow_version,
+            "prompt_text": fact.heard,
+            "lang": fact.lang,
+            "idempotency_token": token,
+            "recording_sid": fact.recording_sid,
+            "agent": fact.agent,
+            "subject_kind": fact.subject_kind.value,
+            "recorded_at": received.isoformat(),
+            "honor_by": honor_by.isoformat() if honor_by else None,
+            "scope": fact.scope,
+        },
     )
 
 
-async def _insert_recording(chain: Chain, state: CallState, fact: RecordingFact, token: str) -> None:
-    await chain.insert(
+def _recording_row(state: CallState, fact: RecordingFact, token: str, received: datetime) -> EvidenceRow:
+    return EvidenceRow(
         "recordings",
-        """
-        INSERT INTO recordings (call_sid, seq, step, recording_sid, recording_url, duration_s,
-                                ended_by, prompt_text, lang, flow_version, idempotency_token)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        ON CONFLICT DO NOTHING
-        """,
-        state.call_sid,
-        fact.seq,
-        fact.step,
-        fact.recording_sid,
-        fact.recording_url,
-        fact.duration_s,
-        fact.ended_by,
-        fact.heard,
-        fact.lang,
-        state.flow_version,
-        token,
+        {
+            "call_sid": state.call_sid,
+            "seq": fact.seq,
+            "step": fact.step,
+            "recording_sid": fact.recording_sid,
+            "recording_url": fact.recording_url,
+            "duration_s": fact.duration_s,
+            "ended_by": fact.ended_by,
+            "prompt_text": fact.heard,
+            "lang": fact.lang,
+            "flow_version": state.flow_version,
+            "idempotency_token": token,
+        },
     )
 
 
-async def _insert_connection(chain: Chain, state: CallState, fact: ConnectFact, token: str) -> None:
-    await chain.insert(
+def _connection_row(state: CallState, fact: ConnectFact, token: str, received: datetime) -> EvidenceRow:
+    return EvidenceRow(
         "connections",
-        """
-        INSERT INTO connections (call_sid, seq, step, destination, status, connected, idempotency_token)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (call_sid, seq) DO NOTHING
-        """,
-        state.call_sid,
-        fact.seq,
-        fact.step,
-        fact.destination,
-        fact.status,
-        fact.connected,
-        token,
+        {
+            "call_sid": state.call_sid,
+            "seq": fact.seq,
+            "step": fact.step,
+            "destination": fact.destination,
+            "status": fact.status,
+            "connected": fact.connected,
+            "idempotency_token": token,
+        },
     )
 
 
-async def _insert_notice(chain: Chain, state: CallState, fact: NoticeFact, token: str) -> None:
-    await chain.insert(
+def _notice_row(state: CallState, fact: NoticeFact, token: str, received: datetime) -> EvidenceRow:
+    return EvidenceRow(
         "notices",
-        """
-        INSERT INTO notices (call_sid, seq, step, notice, notice_text, text_sha256, lang, flow_version,
-                             caller_number)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (call_sid, seq, notice) DO NOTHING
-        """,
-        state.call_sid,
-        fact.seq,
-        fact.step,
-        fact.notice,
-        fact.text,
-        hashlib.sha256(fact.text.encode("utf-8")).hexdigest(),
-        fact.lang,
-        state.flow_version,
-        state.caller,
+        {
+            "call_sid": state.call_sid,
+            "seq": fact.seq,
+            "step": fact.step,
+            "notice": fact.notice,
+            "notice_text": fact.text,
+            "text_sha256": hashlib.sha256(fact.text.encode("utf-8")).hexdigest(),
+            "lang": fact.lang,
+            "flow_version": state.flow_version,
+            "caller_number": state.caller,
+        },
     )
 
 
@@ -268,12 +241,12 @@ async def open_request(chain: Chain, state: CallState, request_type: str, record
     return opened
 
 
-_INSERTS: dict[type, Callable[[Chain, CallState, Any, str], Awaitable[None]]] = {
-    KeypressFact: _insert_keypress,
-    DecisionFact: _insert_decision,
-    RecordingFact: _insert_recording,
-    ConnectFact: _insert_connection,
-    NoticeFact: _insert_notice,
+_ROWS: dict[type, Callable[[CallState, Any, str, datetime], EvidenceRow]] = {
+    KeypressFact: keypress_row,
+    DecisionFact: _decision_row,
+    RecordingFact: _recording_row,
+    ConnectFact: _connection_row,
+    NoticeFact: _notice_row,
 }
 
 
@@ -288,20 +261,17 @@ class RecordingStatus:
     error_code: str | None
 
 
-async def record_recording_status(chain: Chain, status: RecordingStatus) -> None:
-    await chain.insert(
+def recording_status_row(status: RecordingStatus) -> EvidenceRow:
+    return EvidenceRow(
         "recording_statuses",
-        """
-        INSERT INTO recording_statuses (recording_sid, call_sid, status, duration_s, recording_url, error_code)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (recording_sid, status) DO NOTHING
-        """,
-        status.recording_sid,
-        status.call_sid,
-        status.status,
-        status.duration_s,
-        status.recording_url,
-        status.error_code,
+        {
+            "recording_sid": status.recording_sid,
+            "call_sid": status.call_sid,
+            "status": status.status,
+            "duration_s": status.duration_s,
+            "recording_url": status.recording_url,
+            "error_code": status.error_code,
+        },
     )
 
 

@@ -6,6 +6,11 @@ normalises them), serialised with keys sorted, ``,`` and ``:`` separators and no
 escaping of non-ASCII. Entry n's hash is SHA-256 over that text followed by entry
 n-1's hash (64 zeros before the first), in lowercase hex; ``ledger_append`` (SQL) does
 the hashing and linking under the ledger's lock.
+
+Two ways in. ``append`` sends rows as JSON and ``append_evidence`` (SQL, migration 0011)
+inserts, renders and chains them in one statement: the webhook path, one round trip.
+``chained`` opens a transaction for writers that need what an insert returns (an id)
+or other statements beside the evidence; it chains their rows when it commits.
 """
 
 from __future__ import annotations
@@ -19,9 +24,29 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["GENESIS", "Chain", "canonical_json", "chained", "entry_hash"]
+__all__ = ["GENESIS", "Chain", "EvidenceRow", "append", "canonical_json", "chained", "entry_hash"]
 
 GENESIS = "0" * 64
+_APPEND = "SELECT append_evidence($1::text[], $2::jsonb[])"
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    """One row for an evidence table: column → JSON-ready value (the rest take defaults)."""
+
+    table: str
+    values: Mapping[str, Any]
+
+
+async def append(conn: asyncpg.Connection, rows: list[EvidenceRow]) -> str | None:
+    """Insert and chain ``rows`` in one statement; the new head hash (None if none was new).
+
+    Outside a transaction the statement commits by itself, all or nothing.
+    """
+    if not rows:
+        return None
+    head: str | None = await conn.fetchval(_APPEND, [r.table for r in rows], [dict(r.values) for r in rows])
+    return head
 
 
 def canonical_json(content: Mapping[str, Any]) -> str:
@@ -43,6 +68,7 @@ class Chain:
     """
 
     conn: asyncpg.Connection
+    _rows: list[EvidenceRow] = field(default_factory=list)
     _kinds: list[str] = field(default_factory=list)
     _ids: list[int] = field(default_factory=list)
     _contents: list[str] = field(default_factory=list)
@@ -55,14 +81,19 @@ class Chain:
             self._contents.append(canonical_json(row["content"]))
         return row
 
+    def add(self, rows: list[EvidenceRow]) -> None:
+        """Rows to insert and chain at the seal, in one statement with the rest."""
+        self._rows.extend(rows)
+
     async def seal(self) -> str | None:
-        """Chain what was inserted; the new head hash (None if nothing was new)."""
-        if not self._kinds:
-            return None
-        head: str = await self.conn.fetchval(
-            "SELECT ledger_append($1::text[], $2::bigint[], $3::text[])", self._kinds, self._ids, self._contents
-        )
-        self._kinds, self._ids, self._contents = [], [], []
+        """Chain what was inserted or added; the new head hash (None if nothing was new)."""
+        head = await append(self.conn, self._rows)
+        self._rows = []
+        if self._kinds:
+            head = await self.conn.fetchval(
+                "SELECT ledger_append($1::text[], $2::bigint[], $3::text[])", self._kinds, self._ids, self._contents
+            )
+            self._kinds, self._ids, self._contents = [], [], []
         return head
 
 

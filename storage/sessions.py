@@ -1,8 +1,22 @@
-"""Live call sessions in Redis: one round trip to load, one atomic compare-and-set to save.
+"""Live call sessions in Redis, moved in one round trip per webhook where that is safe.
 
-A session is saved together with the TwiML answer it produced, keyed by Twilio's
-idempotency token, in one Lua script: a retried webhook then finds the very answer
-the first delivery got, and of two concurrent deliveries only one moves the call.
+A session holds the call's state and the keypresses not yet written to Postgres (they
+go in with the call's next commit, or its ending). Every saved session carries a fresh
+revision; a save names the revision it was computed from and succeeds only if that is
+still the stored one, so of two deliveries racing on one call only one moves it.
+
+Two ways to move a call:
+
+* ``step``: no lock. The answer for the webhook's idempotency token, if there is one,
+  wins; a call another webhook holds locked is refused ("busy"); otherwise compare the
+  revision and save state + answer together. For steps that write nothing to Postgres.
+* ``turn``: the call's lock (taken together with the load), then the commit, then the
+  save and the release in one script. For steps that store evidence: no later copy of
+  the webhook can then record what a caller was told was not recorded.
+
+Each process remembers the sessions it saved last, so a call whose webhooks keep
+landing on it needs no load at all; a remembered session that is out of date costs
+nothing more than a load, because a refused ``step`` returns the stored session.
 """
 
 from __future__ import annotations
@@ -13,13 +27,16 @@ import dataclasses
 import json
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from flows.model import CallState, Channel, Decision, Identification
+from flows.model import CallState, Channel, Decision, Identification, KeypressFact, KeypressOutcome
 from storage.keys import (
     CALL_LOCK_TTL_MS,
     CALL_LOCK_WAIT_S,
@@ -30,25 +47,63 @@ from storage.keys import (
     session_key,
 )
 
-__all__ = ["CallSessions", "decode_state", "encode_state"]
+__all__ = ["CallSessions", "PendingPress", "Session", "StepResult", "Turn", "decode_session", "encode_session"]
 
-# Saves only if the stored session still has the seq the caller loaded (-1: no session yet).
-_COMPARE_AND_SET = """
-local current = redis.call('GET', KEYS[1])
-local expected = tonumber(ARGV[1])
-if current then
-  if cjson.decode(current)['seq'] ~= expected then return 0 end
-elseif expected ~= -1 then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+REV_LENGTH = 16  # hex characters of a session revision, stored in front of its JSON
+NO_SESSION = ""  # the revision of a call that has no session yet
+# Sessions remembered per process; beyond this the oldest are forgotten (a load then).
+REMEMBERED_SESSIONS = 20_000
+LOCK_POLL_S = 0.02
+
+_REV = f"local rev = current and string.sub(current, 1, {REV_LENGTH}) or ''\n"
+
+# KEYS: session, answer (idempotency), lock. ARGV: expected rev, value, ttl, answer, answer ttl.
+_STEP = (
+    """
 if ARGV[4] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
+  local answered = redis.call('GET', KEYS[2])
+  if answered then return {'answered', answered} end
 end
-return 1
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'busy', ''} end
+local current = redis.call('GET', KEYS[1])
+"""
+    + _REV
+    + """
+if rev ~= ARGV[1] then return {'moved', current or ''} end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
+return {'saved', ''}
+"""
+)
+
+# KEYS: session, answer, lock. ARGV: owner, lock ttl ms, '1' to look for an answer first.
+_ENTER = """
+if ARGV[3] == '1' then
+  local answered = redis.call('GET', KEYS[2])
+  if answered then return {'answered', answered} end
+end
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'busy', ''} end
+return {'held', redis.call('GET', KEYS[1]) or ''}
 """
 
-NO_SESSION = -1
+# KEYS: session, answer, lock. ARGV: expected rev, value, ttl, answer, answer ttl, owner.
+_LEAVE = (
+    """
+local current = redis.call('GET', KEYS[1])
+"""
+    + _REV
+    + """
+local saved = 0
+if rev == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
+  saved = 1
+end
+if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end
+return saved
+"""
+)
+
 # Deletes the lock only if it is still ours (it may have expired and been taken).
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -56,12 +111,89 @@ return 0
 """
 
 
-def encode_state(state: CallState) -> str:
-    return json.dumps(dataclasses.asdict(state), separators=(",", ":"))
+@dataclass(frozen=True)
+class PendingPress:
+    """A keypress heard by the service and not yet stored: what, under which token, when."""
+
+    fact: KeypressFact
+    token: str
+    received_at: str  # ISO 8601, UTC: the moment the webhook carrying it arrived
 
 
-def decode_state(raw: str | bytes) -> CallState:
-    fields: dict[str, Any] = json.loads(raw)
+@dataclass(frozen=True)
+class Session:
+    state: CallState
+    pending: tuple[PendingPress, ...] = ()
+    rev: str = NO_SESSION
+
+
+class StepResult(StrEnum):
+    SAVED = "saved"
+    ANSWERED = "answered"  # this webhook was answered before: repeat that answer
+    MOVED = "moved"  # the call is not where the caller's copy was: here is where it is
+    BUSY = "busy"  # another webhook of the call holds its lock
+
+
+@dataclass
+class Turn:
+    """The call's lock, held while one webhook's evidence is committed."""
+
+    held: bool
+    session: Session | None = None
+    answer: str | None = None
+    owner: str = field(default_factory=lambda: secrets.token_hex(8))
+    left: bool = False
+
+
+def _state_fields(state: CallState) -> dict[str, Any]:
+    return dataclasses.asdict(state)
+
+
+def encode_session(session: Session, rev: str) -> str:
+    """``rev`` followed by compact JSON; prompts heard before pending keypresses are kept once."""
+    body: dict[str, Any] = {"s": _state_fields(session.state)}
+    if session.pending:
+        texts: list[str] = []
+        presses = []
+        for press in session.pending:
+            fact = press.fact
+            if fact.heard not in texts:
+                texts.append(fact.heard)
+            presses.append(
+                [
+                    fact.seq,
+                    fact.step,
+                    fact.digits,
+                    fact.finished_on_key,
+                    fact.outcome.value,
+                    texts.index(fact.heard),
+                    fact.lang,
+                    press.token,
+                    press.received_at,
+                ]
+            )
+        body["p"], body["t"] = presses, texts
+    return rev + json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_session(raw: str) -> Session | None:
+    """The session stored as ``raw`` ('' or unreadable: none, the caller is told to call again)."""
+    if len(raw) <= REV_LENGTH:
+        return None
+    try:
+        body = json.loads(raw[REV_LENGTH:])
+        state = _decode_state(body["s"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    texts = body.get("t", [])
+    pending = tuple(
+        PendingPress(KeypressFact(seq, step, digits, key, KeypressOutcome(outcome), texts[heard], lang), token, at)
+        for seq, step, digits, key, outcome, heard, lang, token, at in body.get("p", [])
+    )
+    return Session(state, pending, raw[:REV_LENGTH])
+
+
+def _decode_state(fields: dict[str, Any]) -> CallState:
     fields["trail"] = tuple(fields["trail"])
     fields["spoken"] = tuple(fields["spoken"])
     if fields["action"] is not None:
@@ -71,60 +203,127 @@ def decode_state(raw: str | bytes) -> CallState:
     return CallState(**fields)
 
 
+def new_rev() -> str:
+    return secrets.token_hex(REV_LENGTH // 2)
+
+
 class CallSessions:
     """Call sessions and the answers already given (the client must decode responses)."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._compare_and_set = redis.register_script(_COMPARE_AND_SET)
+        self._step = redis.register_script(_STEP)
+        self._enter = redis.register_script(_ENTER)
+        self._leave = redis.register_script(_LEAVE)
         self._release = redis.register_script(_RELEASE)
+        self._recent: OrderedDict[str, Session] = OrderedDict()
 
-    async def load(self, call_sid: str, token: str) -> tuple[CallState | None, str | None]:
-        """The call's state and, if this webhook was answered before, that answer."""
-        raw_state, answer = await self._redis.mget(session_key(call_sid), idempotency_key(call_sid, token or "-"))
-        state = decode_state(raw_state) if raw_state is not None else None
-        return state, answer if token else None
+    def recalled(self, call_sid: str) -> Session | None:
+        """The session this process saved or saw last for the call (may be out of date)."""
+        return self._recent.get(call_sid)
 
-    @contextlib.asynccontextmanager
-    async def exclusive(self, call_sid: str) -> AsyncIterator[bool]:
-        """Hold the call's lock while one webhook is handled (yields False if it could not be had).
+    def forget(self, call_sid: str) -> None:
+        self._recent.pop(call_sid, None)
 
-        Deliveries of the same webhook wait here for the first to finish, then find its
-        answer; the lock expires by itself if its holder dies.
+    async def load(self, call_sid: str, token: str) -> tuple[Session | None, str | None]:
+        """The call's session and, if this webhook was answered before, that answer."""
+        raw, answer = await self._redis.mget(session_key(call_sid), idempotency_key(call_sid, token or "-"))
+        session = self._remember(call_sid, raw or "")
+        return session, answer if token else None
+
+    async def step(self, session: Session | None, moved: Session, *, token: str, answer: str) -> tuple[StepResult, Any]:
+        """Save ``moved`` (computed from ``session``; None: a new call) without the lock, ``answer`` under ``token``.
+
+        Returns SAVED; ANSWERED with the earlier answer; MOVED with the stored session
+        (or None); or BUSY.
         """
-        key, owner = lock_key(call_sid), secrets.token_hex(8)
-        deadline = time.monotonic() + CALL_LOCK_WAIT_S
-        held = False
-        while not (held := bool(await self._redis.set(key, owner, nx=True, px=CALL_LOCK_TTL_MS))):
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.02)
-        try:
-            yield held
-        finally:
-            if held:
-                # A release that fails (Redis gone) must not turn an answer already decided
-                # into an error: the lock expires by itself.
-                with contextlib.suppress(RedisError):
-                    await self._release(keys=[key], args=[owner])
-
-    async def answer_for(self, call_sid: str, token: str) -> str | None:
-        """The answer already given to the webhook carrying ``token``, if any."""
-        if not token:
-            return None
-        answer: str | None = await self._redis.get(idempotency_key(call_sid, token))
-        return answer
-
-    async def save(self, state: CallState, *, expected_seq: int | None, token: str, answer: str) -> bool:
-        """Store ``state`` (and ``answer`` under ``token``) unless another request moved the call first."""
-        saved = await self._compare_and_set(
-            keys=[session_key(state.call_sid), idempotency_key(state.call_sid, token or "-")],
+        call_sid, rev = moved.state.call_sid, new_rev()
+        value = encode_session(moved, rev)
+        kind, detail = await self._step(
+            keys=[session_key(call_sid), idempotency_key(call_sid, token or "-"), lock_key(call_sid)],
             args=[
-                NO_SESSION if expected_seq is None else expected_seq,
-                encode_state(state),
+                session.rev if session else NO_SESSION,
+                value,
                 CALL_SESSION_TTL_S,
                 answer if token else "",
                 IDEMPOTENCY_TTL_S,
             ],
         )
+        result = StepResult(kind)
+        if result is StepResult.SAVED:
+            self._keep(call_sid, dataclasses.replace(moved, rev=rev))
+        elif result is StepResult.MOVED:
+            return result, self._remember(call_sid, detail)
+        return result, detail
+
+    @contextlib.asynccontextmanager
+    async def turn(self, call_sid: str, token: str) -> AsyncIterator[Turn]:
+        """Hold the call's lock (loading its session with it) while one webhook is handled.
+
+        Deliveries of the same webhook wait here for the first to finish, then find its
+        answer; the lock expires by itself if its holder dies. ``turn.held`` is False if
+        the lock could not be had in time (or the answer was found: ``turn.answer``).
+        """
+        turn = Turn(held=False)
+        keys = [session_key(call_sid), idempotency_key(call_sid, token or "-"), lock_key(call_sid)]
+        deadline = time.monotonic() + CALL_LOCK_WAIT_S
+        while True:
+            kind, detail = await self._enter(keys=keys, args=[turn.owner, CALL_LOCK_TTL_MS, "1" if token else "0"])
+            if kind == "answered":
+                turn.answer = detail
+                break
+            if kind == "held":
+                turn.held, turn.session = True, self._remember(call_sid, detail)
+                break
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(LOCK_POLL_S)
+        try:
+            yield turn
+        finally:
+            if turn.held and not turn.left:
+                # A release that fails (Redis gone) must not turn an answer already decided
+                # into an error: the lock expires by itself.
+                with contextlib.suppress(RedisError):
+                    await self._release(keys=[keys[2]], args=[turn.owner])
+
+    async def save(
+        self, moved: Session, *, expected: Session | None, token: str, answer: str, turn: Turn | None = None
+    ) -> bool:
+        """Store ``moved`` (and ``answer`` under ``token``) unless another request moved the call first.
+
+        With ``turn``, the call's lock is released in the same script.
+        """
+        call_sid, rev = moved.state.call_sid, new_rev()
+        saved = await self._leave(
+            keys=[session_key(call_sid), idempotency_key(call_sid, token or "-"), lock_key(call_sid)],
+            args=[
+                expected.rev if expected else NO_SESSION,
+                encode_session(moved, rev),
+                CALL_SESSION_TTL_S,
+                answer if token else "",
+                IDEMPOTENCY_TTL_S,
+                turn.owner if turn else "",
+            ],
+        )
+        if turn is not None:
+            turn.left = True
+        if saved:
+            self._keep(call_sid, dataclasses.replace(moved, rev=rev))
+        else:
+            self.forget(call_sid)
         return bool(saved)
+
+    def _remember(self, call_sid: str, raw: str) -> Session | None:
+        session = decode_session(raw)
+        if session is None:
+            self.forget(call_sid)
+        else:
+            self._keep(call_sid, session)
+        return session
+
+    def _keep(self, call_sid: str, session: Session) -> None:
+        self._recent[call_sid] = session
+        self._recent.move_to_end(call_sid)
+        if len(self._recent) > REMEMBERED_SESSIONS:
+            self._recent.popitem(last=False)

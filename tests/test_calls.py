@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import asyncpg
 
 from flows.loader import builtin_flows
-from tests.conftest import CUSTOMER_PIN
+from ivr import keys
+from ivr.call_desk import MAX_PENDING_PRESSES
+from storage.keys import session_key
+from storage.sessions import decode_session
+from storage.verify import verify_ledger
+from tests.conftest import CUSTOMER_PIN, Service
 from tests.fake_twilio import FakeTwilio
 
 FLOW = builtin_flows()["consent-line"]
@@ -121,43 +129,49 @@ async def test_going_back_from_the_readback_returns_to_the_choice(twilio: FakeTw
     assert [(r["action"], r["raw_digits"]) for r in rows] == [("revoke", "1,2,2,2,1")]
 
 
-async def test_an_invalid_key_reprompts_and_is_kept_as_evidence(twilio: FakeTwilio, db) -> None:
+async def test_an_invalid_key_reprompts_and_is_kept_as_evidence(twilio: FakeTwilio, service: Service, db) -> None:
     call = twilio.call()
     await call.dial()
     answer = await call.press("#")
 
     assert answer.says == ["Sorry, that key is not one of the choices.", MAIN_MENU]
     assert answer.gather is not None and answer.gather.get("action", "").endswith("seq=1")
-    presses = await keypresses(db, call.call_sid)
-    assert [(k["step"], k["digits"], k["outcome"]) for k in presses] == [("main_menu", "#", "invalid")]
+    # A menu keypress waits in the call's session for the call's next commit.
+    assert await keypresses(db, call.call_sid) == []
+    stored = await service.app[keys.REDIS].get(session_key(call.call_sid))
+    session = decode_session(stored)
+    assert session is not None
+    assert [(p.fact.step, p.fact.digits, p.fact.outcome) for p in session.pending] == [("main_menu", "#", "invalid")]
+    await asyncio.sleep(0.2)
     await call.keys("1", "2", "1")
-    assert len(await decisions(db, call.call_sid)) == 1
 
-
-async def test_three_silences_end_the_call_politely_without_a_decision(twilio: FakeTwilio, db) -> None:
-    call = twilio.call()
-    await call.dial()
-    first = await call.stay_silent()
-    assert first.says == ["Sorry, we did not hear a choice.", MAIN_MENU]
-    await call.stay_silent()
-    last = await call.stay_silent()
-
-    assert last.says == [FLOW.messages["too_many_attempts"].text("en")]
-    assert last.hangs_up and last.gather is None
     presses = await keypresses(db, call.call_sid)
-    assert [(k["digits"], k["outcome"]) for k in presses] == [("", "no_input")] * 3
-    assert await decisions(db, call.call_sid) == []
+    assert [(k["step"], k["digits"], k["outcome"]) for k in presses] == [
+        ("main_menu", "#", "invalid"),
+        ("main_menu", "1", "valid"),
+        ("cpni_choice", "2", "valid"),
+        ("confirm", "1", "valid"),
+    ]
+    decision = (await decisions(db, call.call_sid))[0]
+    # Each keypress keeps the moment it was pressed, not the moment it was written.
+    assert [k["received_at"] for k in presses] == sorted(k["received_at"] for k in presses)
+    assert decision["recorded_at"] - presses[0]["received_at"] >= timedelta(seconds=0.2)
+    assert presses[-1]["received_at"] == decision["recorded_at"]
+    assert (await verify_ledger(db)).intact
 
 
-async def test_three_wrong_keys_at_the_readback_end_the_call(twilio: FakeTwilio, db) -> None:
+async def test_a_long_wander_through_menus_is_committed_before_the_session_grows(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
-    await call.keys("1", "2")
-    last = await call.keys("9", "#", "0")
+    await call.press("1")  # the CPNI notice is evidence: committed with the first keypress
+    for _ in range(MAX_PENDING_PRESSES + 2):
+        answer = await call.press("*")  # here * repeats the question
+    assert answer.says == [CPNI_CHOICES]
 
-    assert last.hangs_up
-    assert "nothing has been changed" in last.heard
-    assert await decisions(db, call.call_sid) == []
+    # The press one past what a session may hold took the others to Postgres with it.
+    assert len(await keypresses(db, call.call_sid)) == 1 + MAX_PENDING_PRESSES + 1
+    await call.hang_up()
+    assert len(await keypresses(db, call.call_sid)) == 1 + MAX_PENDING_PRESSES + 2
 
 
 async def test_hanging_up_before_confirming_leaves_keypresses_and_an_abandon_mark(twilio: FakeTwilio, db) -> None:

@@ -62,6 +62,7 @@ async def test_an_unknown_code_is_refused_and_asked_again(twilio: FakeTwilio, db
     answer = await call.press("*99#")
 
     assert answer.says == ["Sorry, that is not a code we know.", ENTER_CODE]
+    await call.hang_up()  # menu keypresses are stored with the call's next commit or its ending
     outcomes = await db.fetch(
         "SELECT digits, finished_on_key, outcome FROM keypresses WHERE call_sid = $1 ORDER BY seq", call.call_sid
     )
@@ -116,9 +117,10 @@ async def test_a_stale_webhook_for_an_earlier_prompt_does_not_move_the_call_back
 
     assert late.status == 200
     assert late.body == readback.body  # the caller keeps hearing where they are
-    assert await db.fetchval("SELECT count(*) FROM keypresses WHERE call_sid = $1", call.call_sid) == 2
     done = await call.press("1")
     assert "recorded" in done.heard
+    steps = await db.fetch("SELECT seq, step FROM keypresses WHERE call_sid = $1 ORDER BY seq", call.call_sid)
+    assert [tuple(r) for r in steps] == [(0, "main_menu"), (1, "cpni_choice"), (2, "confirm")]
 
 
 async def test_a_call_started_on_one_version_finishes_on_it_after_a_deploy(

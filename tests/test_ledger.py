@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import unused_port
 from click.testing import CliRunner
 
+from flows.loader import builtin_flows
+from flows.model import CallState, KeypressFact, KeypressOutcome
 from ivr.cli import main
-from storage.ledger import GENESIS, canonical_json, chained, entry_hash
+from storage.evidence import CallRecord, call_row, keypress_row
+from storage.ledger import GENESIS, EvidenceRow, append, canonical_json, chained, entry_hash
+from storage.migrator import apply_migrations
 from storage.postgres import connect, create_pool
 from tests.conftest import Storage, running_service
 from tests.helpers import make_calls, tamper, verify
@@ -185,3 +190,41 @@ async def test_the_service_role_cannot_write_the_ledger_directly(own_storage, ht
             )
     finally:
         await pool.close()
+
+
+AWKWARD = 'He said "yes" \\ then\n\ttabbed \x01\x1f\x7f é 中文 😀 \u2028 </Say> & done'
+
+
+async def test_rows_chained_in_the_database_hash_exactly_as_verify_recomputes_them(own_storage) -> None:
+    flow = builtin_flows()["consent-line"]
+    state = CallState("CA" + "7" * 32, "+14155550100", "+18005550199", flow.name, flow.version, "en", "main_menu")
+    definition = {"b": [1, {"z": AWKWARD, "a": None}], "a": True, "é": 1.5, "": [], "A": {}}
+    rows = [
+        EvidenceRow("flow_versions", {"version": flow.version, "name": flow.name, "definition": definition}),
+        call_row(CallRecord(state.call_sid, "AC1", state.caller, state.dialed, "inbound"), flow),
+        keypress_row(
+            state,
+            KeypressFact(0, "main_menu", "1", "", KeypressOutcome.VALID, AWKWARD, "en"),
+            "token-1",
+            datetime.now(UTC),
+        ),
+    ]
+    owner = await connect(own_storage.database_url)
+    await apply_migrations(owner)
+    await owner.close()
+    pool = await create_pool(own_storage.database_url)  # as the service's role
+    try:
+        async with pool.acquire() as conn:
+            head = await append(conn, rows)
+            again = await append(conn, rows)  # a retried webhook: nothing new, nothing chained
+            for table in ("flow_versions", "calls", "keypresses"):
+                content, in_sql = await conn.fetchrow(
+                    f"SELECT to_jsonb(t.*), canonical_json(to_jsonb(t.*)) FROM {table} t ORDER BY id DESC LIMIT 1"
+                )
+                assert in_sql == canonical_json(content)
+    finally:
+        await pool.close()
+
+    report = await verify(own_storage)
+    assert report.intact and report.entries == 3
+    assert head == report.head.hash and again is None

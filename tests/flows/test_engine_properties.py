@@ -35,7 +35,7 @@ from flows.model import (
     RecordingFact,
     RequestOpened,
 )
-from storage.sessions import decode_state, encode_state
+from storage.sessions import PendingPress, Session, decode_session, encode_session
 
 FLOW = builtin_flows()["consent-line"]
 TEST_FLOWS = Path(__file__).parents[1] / "data" / "flows"
@@ -130,12 +130,19 @@ def test_any_input_leads_to_a_question_or_the_end_and_decisions_need_a_confirm(f
 
 @settings(max_examples=200, deadline=None)
 @given(steps=inputs, data=st.data())
-def test_a_call_state_survives_the_trip_through_redis_unchanged(steps, data) -> None:
+def test_a_call_session_survives_the_trip_through_redis_unchanged(steps, data) -> None:
     outcome = settle(FLOW, engine.start(FLOW, CALL), data)
-    for given_input, skew in steps:
+    pending: tuple[PendingPress, ...] = ()
+    for n, (given_input, skew) in enumerate(steps):
         event = event_for(outcome.state.seq, given_input, skew)
         outcome = settle(FLOW, engine.advance(FLOW, outcome.state, event), data)
-        assert decode_state(encode_state(outcome.state)) == outcome.state
+        pending += tuple(
+            PendingPress(f, f"token-{n}", f"2026-11-28T03:0{n % 10}:00+00:00")
+            for f in outcome.facts
+            if isinstance(f, KeypressFact)
+        )
+        session = Session(outcome.state, pending, rev="0123456789abcdef")
+        assert decode_session(encode_session(session, session.rev)) == session
 
 
 @settings(max_examples=200, deadline=None)
