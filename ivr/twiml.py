@@ -7,7 +7,9 @@ the next verb when a Gather ends with no key, so no-input is never left implicit
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from dataclasses import replace
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
@@ -29,6 +31,13 @@ RECORDING_STATUS_PATH = "/twilio/recording-status"
 CONNECTED_PATH = "/twilio/connected"
 # How long a transfer or return rings before it counts as "no-answer".
 RING_TIMEOUT_S = 30
+# Answers differ from call to call mostly in the prompt number of their callback URLs:
+# each instruction is rendered once (by VoiceResponse, escaping and all) with this
+# impossible number there, and the real one put in its place afterwards.
+_SEQ_MARK = -7_310_000_913
+# Distinct instructions kept rendered: every prompt of every flow and language, with
+# room for read-backs that quote what a caller keyed in.
+RENDERED_KEPT = 4096
 
 
 class TwimlRenderer:
@@ -41,8 +50,15 @@ class TwimlRenderer:
     def __init__(self, public_base_url: str, destinations: Mapping[str, str] | None = None) -> None:
         self._base_url = public_base_url.rstrip("/")
         self._destinations = dict(destinations or {})
+        self._rendered = functools.lru_cache(maxsize=RENDERED_KEPT)(self._render)
 
     def render(self, instruction: Instruction) -> str:
+        if isinstance(instruction, End):
+            return self._rendered(instruction)
+        template = self._rendered(replace(instruction, seq=_SEQ_MARK))
+        return template.replace(f"seq={_SEQ_MARK}", f"seq={instruction.seq}")
+
+    def _render(self, instruction: Instruction) -> str:
         if isinstance(instruction, Ask):
             return self._ask(instruction)
         if isinstance(instruction, Record):
