@@ -1,13 +1,16 @@
 """Fault runs (loopback, bounded): hundreds of concurrent calls, every webhook delivered
 one to three times, with a fault in the middle; every call reconciled against the ledger.
 
-    python bench/faults.py [--calls 300] [--concurrency 50]
+    python bench/faults.py [--calls 300] [--concurrency 50] [--only WORDS]
 
 Uses an embedded Postgres and a Redis of its own (so it can stop and start them) and an
 `ivr serve` process. Scenarios: duplicates only; Postgres stopped for 3 s and started
 again; Postgres made slow (the ledger's decision table locked for 8 s); connections
-killed mid-statement; Redis restarted (every live session lost). Prints the invariants
-of each, then runs `ivr verify`.
+killed mid-statement; Redis restarted (every live session lost). Then the processes'
+own faults (tests/process_faults.py), each with `ivr serve` processes of its own: one of
+two processes behind a load balancer killed with SIGKILL; SIGTERM under load, for one
+process and for `--workers 2`, then started again. Prints the invariants of each, then
+runs `ivr verify`. ``--only`` runs the scenarios whose names contain WORDS.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -35,6 +39,7 @@ from storage.embedded import embedded_postgres  # noqa: E402
 from storage.postgres import connect  # noqa: E402
 from storage.verify import verify_ledger  # noqa: E402
 from tests.campaign import campaign, decisions_by_call  # noqa: E402
+from tests.process_faults import Store, drained_on_sigterm, one_of_two_killed  # noqa: E402
 
 TOKEN = "faults-" + secrets.token_hex(8)
 
@@ -123,63 +128,102 @@ def make_faults(pgdata: Path, dsn: str, redis: OwnRedis) -> dict[str, object]:
     }
 
 
+PROCESS_FAULTS = {
+    "one of two ivr serve killed (SIGKILL)": one_of_two_killed,
+    "SIGTERM under load, then started again": functools.partial(drained_on_sigterm, workers=1),
+    "SIGTERM under load (--workers 2), then started again": functools.partial(drained_on_sigterm, workers=2),
+}
+
+
+def process_faults_ok(figures: dict[str, object]) -> bool:
+    """What the process faults add to the invariants every scenario keeps."""
+    if "survivor still serving at the end" in figures:
+        slowest = float(figures["slowest answer to Twilio (s)"])  # type: ignore[arg-type]
+        return bool(figures["survivor still serving at the end"]) and slowest < 15
+    if "exit code" in figures:
+        return (
+            figures["  of which the service had answered (answer lost)"] == 0
+            and figures["exit code"] == 0
+            and float(figures["SIGTERM to exit (s)"]) < float(figures["stop bound (s)"])
+            and bool(figures["ivr verify right after the exit"])
+        )
+    return True
+
+
+async def run_service_faults(opts: argparse.Namespace, data: Path, dsn: str, redis: OwnRedis) -> dict[str, dict]:
+    """The storage faults, against one `ivr serve` process."""
+    faults = {name: f for name, f in make_faults(data / "postgres", dsn, redis).items() if opts.only in name}
+    if not faults:
+        return {}
+    port = 18400
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ | {
+        "DATABASE_URL": dsn,
+        "REDIS_URL": redis.url,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "PUBLIC_BASE_URL": url,
+        "LOG_LEVEL": "ERROR",
+        "IVR_DATA_DIR": str(data),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results = {}
+    try:
+        await ready(url)
+        for name, fault in faults.items():
+            started = time.perf_counter()
+            tally = await campaign(
+                url,
+                TOKEN,
+                calls=opts.calls,
+                concurrency=opts.concurrency,
+                fault=fault,
+                fault_after=opts.calls // 4,
+                seed=len(name),
+            )
+            elapsed = time.perf_counter() - started
+            await asyncio.sleep(4)  # let a restarted Postgres settle before reconciling
+            conn = await connect(dsn)
+            try:
+                everyone = tally.told_recorded | tally.told_not_recorded | tally.untold
+                decided = await decisions_by_call(conn, everyone)
+            finally:
+                await conn.close()
+            results[name] = tally.invariants(decided, True) | {"seconds": round(elapsed, 1)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return results
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--only", default="", help="run only the scenarios whose names contain this")
     opts = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="ivr-faults-"))
     redis = OwnRedis(data)
     redis.start()
     with embedded_postgres(data) as dsn:
-        redis_url = redis.url
-        port = 18400
-        url = f"http://127.0.0.1:{port}"
-        env = os.environ | {
-            "DATABASE_URL": dsn,
-            "REDIS_URL": redis_url,
-            "TWILIO_AUTH_TOKEN": TOKEN,
-            "PUBLIC_BASE_URL": url,
-            "LOG_LEVEL": "ERROR",
-            "IVR_DATA_DIR": str(data),
-        }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ivr", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         try:
-            await ready(url)
-            results = {}
-            for name, fault in make_faults(data / "postgres", dsn, redis).items():
-                started = time.perf_counter()
-                tally = await campaign(
-                    url,
-                    TOKEN,
-                    calls=opts.calls,
-                    concurrency=opts.concurrency,
-                    fault=fault,
-                    fault_after=opts.calls // 4,
-                    seed=len(name),
-                )
-                elapsed = time.perf_counter() - started
-                await asyncio.sleep(4)  # let a restarted Postgres settle before reconciling
-                conn = await connect(dsn)
-                try:
-                    everyone = tally.told_recorded | tally.told_not_recorded | tally.untold
-                    decided = await decisions_by_call(conn, everyone)
-                finally:
-                    await conn.close()
-                results[name] = tally.invariants(decided, True) | {"seconds": round(elapsed, 1)}
+            results = await run_service_faults(opts, data, dsn, redis)
+            store = Store(dsn, redis.url, TOKEN, data)
+            for name, scenario in PROCESS_FAULTS.items():
+                if opts.only in name:
+                    started = time.perf_counter()
+                    figures = await scenario(store, dict(os.environ), calls=opts.calls, concurrency=opts.concurrency)
+                    results[name] = figures | {"seconds": round(time.perf_counter() - started, 1)}
             conn = await connect(dsn)
             try:
                 report = await verify_ledger(conn)
             finally:
                 await conn.close()
         finally:
-            server.terminate()
-            server.wait(timeout=30)
             # The Postgres restarted by the "stopped" scenario is not pgserver's to stop.
             user = "pgserver" if os.geteuid() == 0 else None
             with contextlib.suppress(Exception):
@@ -189,7 +233,7 @@ async def main() -> None:
         figures.pop("ivr verify intact")
         print(f"\n== {name}")
         for key, value in figures.items():
-            print(f"   {key:<45} {value}")
+            print(f"   {key:<50} {value}")
     print(f"\nivr verify afterwards: {'intact' if report.intact else report.first_break}, {report.entries} entries")
     print(
         json.dumps(
@@ -200,12 +244,12 @@ async def main() -> None:
                     and f["duplicate decisions"] == 0
                     and f["HTTP 5xx to Twilio"] == 0
                     and f["decided although told nothing was recorded"] == 0
+                    and process_faults_ok(f)
                     for f in results.values()
                 )
             }
         )
     )
-
 
 if __name__ == "__main__":
     asyncio.run(main())

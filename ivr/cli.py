@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import os
 import secrets
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -75,9 +76,36 @@ def serve(host: str, port: int, workers: int, reuse_port: bool) -> None:
 
     if not reuse_port:  # a lone process introduces itself; workers leave it to their supervisor
         app.on_startup.append(announce)
-    # run_app turns SIGINT/SIGTERM into a graceful stop: in-flight webhooks finish,
-    # then the cleanup contexts close pools and stop any embedded servers.
-    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10, reuse_port=reuse_port or None)
+    asyncio.run(_serve_until_signalled(app, host, port, reuse_port))
+
+
+# Twilio waits 15 s for a webhook's answer, so a handler still running after that answers
+# no one. aiohttp gives in-flight handlers shutdown_timeout to finish and then, before
+# cancelling them, shutdown_timeout again: half of Twilio's budget each.
+TWILIO_PATIENCE_S = 15.0
+SHUTDOWN_TIMEOUT_S = TWILIO_PATIENCE_S / 2
+
+
+async def _serve_until_signalled(app: web.Application, host: str, port: int, reuse_port: bool) -> None:
+    """Serve until SIGINT/SIGTERM, then drain: stop listening, let every webhook already
+    accepted finish (bounded), and only then run the cleanup contexts that close the pools.
+
+    Not ``web.run_app``: it stops from a cancelled task, where a drain that reaches its
+    timeout aborts the cleanup, and a second signal (Ctrl-C pressed again, or a terminal's
+    SIGINT on top of the one a supervisor forwards) kills the handlers mid-answer. Here
+    the drain always runs to its end and further signals change nothing.
+    """
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, keepalive_timeout=75)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 @main.command()

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import structlog
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from ivr import keys
 from ivr.call_control import CallControl
@@ -104,8 +104,22 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
+# A webhook makes a few Redis round trips. In a burst (a sibling process lost and all its
+# calls arriving here) more may be in flight than there are connections; redis-py's
+# default pool then fails the webhook at once, so the caller hears "nothing recorded".
+# Waiting a little for a connection instead stays well inside Twilio's 15 s.
+REDIS_MAX_CONNECTIONS = 100
+REDIS_CONNECTION_WAIT_S = 4.0
+
+
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    redis = Redis.from_url(app[keys.REDIS_URL], decode_responses=True)
+    pool = BlockingConnectionPool.from_url(
+        app[keys.REDIS_URL],
+        decode_responses=True,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_CONNECTION_WAIT_S,
+    )
+    redis = Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
     try:
         app[keys.REDIS] = redis
         app[keys.SESSIONS] = CallSessions(redis)

@@ -13,6 +13,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from storage.embedded import embedded_postgres, embedded_redis
 
 __all__ = ["supervise"]
 
-# Longer than a worker's own shutdown (it drains for up to 10 s), shorter than patience.
-STOP_WAIT_S = 20
+# Longer than a worker's own drain (up to Twilio's 15 s for its last webhooks, then its
+# cleanup); a worker still running after this is stuck, and is killed.
+STOP_WAIT_S = 30
 
 
 def supervise(workers: int, host: str, port: int, environ: Mapping[str, str], data_dir: Path) -> int:
@@ -33,23 +35,33 @@ def supervise(workers: int, host: str, port: int, environ: Mapping[str, str], da
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = stack.enter_context(embedded_redis(data_dir))
         args = [sys.executable, "-m", "ivr", "serve", "--host", host, "--port", str(port), "--reuse-port"]
-        children = [subprocess.Popen(args, env=env) for _ in range(workers)]
+        # Sessions of their own: a Ctrl-C at the terminal reaches the supervisor only, which
+        # forwards it once; a second copy straight from the terminal is not sent to a worker
+        # that is already draining.
+        children = [subprocess.Popen(args, env=env, start_new_session=True) for _ in range(workers)]
+        stopping: list[float] = []
 
         def forward(signum: int, _frame: object) -> None:
+            if not stopping:
+                stopping.append(time.monotonic())
             for child in children:
                 with contextlib.suppress(ProcessLookupError):
                     child.send_signal(signum)
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, forward)
-        codes = []
-        for child in children:
-            try:
-                codes.append(child.wait())
-            except KeyboardInterrupt:  # a second Ctrl-C: stop waiting politely
-                child.kill()
-                codes.append(child.wait())
-        for child in children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(STOP_WAIT_S)
+        codes = [_wait(child, stopping) for child in children]
         return max((abs(code) if code not in (0, -signal.SIGINT, -signal.SIGTERM) else 0) for code in codes)
+
+
+def _wait(child: subprocess.Popen[bytes], stopping: list[float]) -> int:
+    """The worker's exit code; once a stop was forwarded, it gets STOP_WAIT_S to drain, then is killed."""
+    while True:
+        timeout = None if not stopping else max(0.0, stopping[0] + STOP_WAIT_S - time.monotonic())
+        try:
+            # Short waits until a stop comes, so that its deadline applies to a wait already under way.
+            return child.wait(1.0 if timeout is None else timeout)
+        except subprocess.TimeoutExpired:
+            if stopping and time.monotonic() >= stopping[0] + STOP_WAIT_S:
+                child.kill()
+                return child.wait()

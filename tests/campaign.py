@@ -104,20 +104,29 @@ async def campaign(
     fault: Callable[[], Awaitable[None]] | None = None,
     fault_after: int = 0,
     seed: int = 7,
+    twilio: Callable[[aiohttp.ClientSession], FakeTwilio] | None = None,
+    fresh_connections: bool = False,
+    connections: int = 100,
 ) -> Tally:
+    """``twilio`` makes the sender (default: straight to ``base_url``); ``fresh_connections``
+    opens a connection per request, so a dropped connection is always a dropped request;
+    ``connections`` caps the open connections (0: none, as Twilio, so no request waits here)."""
     tally = Tally()
     rng = random.Random(seed)
     gate = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
-        twilio = FakeTwilio(http, base_url, auth_token)
+    faults: list[asyncio.Task[None]] = []
+    connector = aiohttp.TCPConnector(limit=connections, force_close=fresh_connections)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20), connector=connector) as http:
+        sender = twilio(http) if twilio is not None else FakeTwilio(http, base_url, auth_token)
 
         async def limited(n: int) -> None:
             async with gate:
                 if fault is not None and n == fault_after:
-                    asyncio.get_running_loop().create_task(fault())
-                await one_call(twilio, tally, rng)
+                    faults.append(asyncio.get_running_loop().create_task(fault()))
+                await one_call(sender, tally, rng)
 
         await asyncio.gather(*(limited(n) for n in range(calls)))
+        await asyncio.gather(*faults)  # a fault that outlasts the calls still ends before the reconciling
     return tally
 
 
