@@ -251,5 +251,6 @@ async def main() -> None:
         )
     )
 
+
 if __name__ == "__main__":
     asyncio.run(main())
