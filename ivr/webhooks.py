@@ -37,6 +37,9 @@ async def _verified_form(request: web.Request) -> Mapping[str, object]:
         log.warning("forged_webhook", path=request.path, remote=request.remote)
         request.app[METRICS].signature_failures.inc()
         raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
+    # Every line logged from here on for this request, aiohttp's access line included,
+    # names the call (the metrics middleware clears it when the next request begins).
+    structlog.contextvars.bind_contextvars(call_sid=form.get("CallSid"))
     return form
 
 

@@ -61,3 +61,29 @@ async def test_a_whole_call_and_an_api_lookup_leave_no_number_pin_or_token_in_th
     assert not _re.search(r"\+\d{7,15}", logged), "an E.164 number reached the logs"
     assert customer.phones[0][2:] not in logged
     assert CUSTOMER_PIN not in logged and staff not in logged
+
+
+async def test_every_line_logged_while_answering_a_call_names_the_call(twilio, service) -> None:
+    import io as _io
+    import json as _json
+
+    buffer = _io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    root = logging.getLogger()
+    handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    try:
+        call = twilio.call()
+        await call.dial()
+        await call.keys("1", "2", "1")
+        await call.hang_up()
+        other = twilio.call()
+        await other.dial()
+    finally:
+        root.removeHandler(handler)
+    lines = [_json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
+    webhook_lines = [line for line in lines if "/twilio/" in line["event"] or line["logger"] == "ivr.call_desk"]
+
+    assert len(webhook_lines) >= 7  # five access lines and the desk's own for the first call, then the second
+    assert {line.get("call_sid") for line in webhook_lines} == {call.call_sid, other.call_sid}
+    assert [line.get("call_sid") for line in webhook_lines][-1] == other.call_sid
