@@ -1,4 +1,5 @@
-"""``GET /api/openapi.json``: the API described for clients (kept equal to the router by a test)."""
+"""``GET /api/openapi.json``: the API described for clients (kept equal to the router by a test,
+and to the running service's answers by a schemathesis contract test)."""
 
 from __future__ import annotations
 
@@ -10,65 +11,277 @@ from ivr.auth import requires
 
 __all__ = ["OPENAPI", "openapi_document"]
 
-_ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_AUTH = {"401": _ERROR, "403": _ERROR}
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _op(summary: str, role: str, params: list[dict[str, Any]] | None = None, **responses: Any) -> dict[str, Any]:
-    return {
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": required | optional, "required": list(required)}
+
+
+_STRING = {"type": "string"}
+# Postgres text cannot hold NUL, so the API refuses it (400) in anything it may store or search.
+_TEXT = {"type": "string", "pattern": "^[^\\x00]*$"}
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+_ROWS = {"type": "array", "items": {"type": "object"}}
+_ERROR = _json(_ref("Error"), "error")
+# Every route: no or an unknown token, the wrong role, or past the per-minute allowance.
+_ALWAYS = {
+    "401": _ERROR,
+    "403": _ERROR,
+    "429": {
+        "description": "too many requests",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+        "content": {"application/json": {"schema": _ref("Error")}},
+    },
+}
+
+
+def _op(
+    summary: str,
+    role: str,
+    ok: dict[str, Any],
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    errors: tuple[int, ...] = (),
+) -> dict[str, Any]:
+    """One operation; ``ok`` maps the success status to its response."""
+    operation: dict[str, Any] = {
         "summary": summary,
         "x-roles": [role],
         "parameters": params or [],
-        "responses": {"200": {"description": "OK"}, **_AUTH, **responses},
+        "responses": ok | {str(status): _ERROR for status in errors} | _ALWAYS,
     }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return operation
 
 
-def _path(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or _TEXT}
 
 
-def _query(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+def _query(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema or _TEXT}
 
+
+def _enum(*values: str) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values)}
+
+
+_LIMIT = {"type": "integer", "minimum": 1}
+_TIME = {"type": "string", "format": "date-time"}
+_CALL_SID = {"type": "string", "pattern": "^CA[0-9a-fA-F]{32}$"}
+_RECORDING_SID = {"type": "string", "pattern": "^RE[0-9a-fA-F]{32}$"}
+_TRANSFER_ID = {"type": "string", "format": "uuid"}
+_REQUEST_STATUS = _enum("open", "in_progress", "done", "rejected")
+_EVENT = _object({"id": {"type": "integer"}, "kind": _STRING, "at": _STRING, "detail": {"type": "object"}})
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _object({"error": _STRING}),
+    "TransferRequest": _object({"call_sid": _CALL_SID, "flow": _TEXT, "return_to": _TEXT}),
+    "TransferCreated": _object({"transfer_id": _TRANSFER_ID, "status": _STRING, "events": _STRING}),
+    "Transfer": _object(
+        {
+            "transfer_id": _TRANSFER_ID,
+            "call_sid": _STRING,
+            "flow": _STRING,
+            "return_to": _STRING,
+            "agent": _STRING,
+            "status": _NULLABLE_STRING,
+            "decisions": _ROWS,
+            "events": {"type": "array", "items": _EVENT},
+        }
+    ),
+    "ConsentState": _object(
+        {
+            "purpose": _STRING,
+            "status": _STRING,
+            "basis": _STRING,
+            "since": _NULLABLE_STRING,
+            "event_id": _NULLABLE_STRING,
+            "notice_id": {"type": "integer", "nullable": True},
+            "honor_by": _NULLABLE_STRING,
+            "scope": _STRING,
+        }
+    ),
+    "SubjectConsents": _object(
+        {
+            "phone": _STRING,
+            "as_of": _STRING,
+            "accounts": {"type": "array", "items": _STRING},
+            "consents": {"type": "object", "additionalProperties": {"type": "array", "items": _ref("ConsentState")}},
+        }
+    ),
+    "ConsentEvents": _object({"events": _ROWS, "next_cursor": _NULLABLE_STRING}),
+    "CallStory": _object(
+        {
+            "call": {"type": "object"},
+            "chain_check": _object(
+                {"records": {"type": "integer"}, "intact": {"type": "boolean"}, "mismatches": _ROWS}
+            ),
+        }
+    ),
+    "Requests": _object({"requests": _ROWS}),
+    "RequestStatusChange": _object({"status": _REQUEST_STATUS}, note=_TEXT | {"nullable": True}),
+    "RequestStatusChanged": _object({"request_id": {"type": "integer"}, "status": _REQUEST_STATUS}),
+    "Suppression": _object({"purpose": _STRING, "numbers": _ROWS}),
+    "AccessLog": _object({"entries": _ROWS, "holds": _ROWS}),
+}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "Consent IVR API", "version": "1.0.0"},
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}},
-    },
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
     "security": [{"bearer": []}],
     "paths": {
         "/api/transfers": {
-            "post": _op("Move a live caller into a flow", "agent", **{"201": {"description": "Created"}})
+            "post": _op(
+                "Move a live caller into a flow",
+                "agent",
+                {
+                    "201": _json(_ref("TransferCreated"), "Created")
+                    | {"headers": {"Location": {"schema": _STRING, "description": "the transfer"}}}
+                },
+                body=_ref("TransferRequest"),
+                # 404: Twilio knows no such call; 502/503: Twilio failed, refused us, or is not configured.
+                errors=(400, 404, 409, 422, 502, 503),
+            )
         },
-        "/api/transfers/{transfer_id}": {"get": _op("A transfer's status and events", "agent", [_path("transfer_id")])},
+        "/api/transfers/{transfer_id}": {
+            "get": _op(
+                "A transfer's status and events",
+                "agent",
+                {"200": _json(_ref("Transfer"))},
+                [_path("transfer_id", _TRANSFER_ID)],
+                errors=(404,),
+            )
+        },
         "/api/transfers/{transfer_id}/events": {
-            "get": _op("A transfer's events as Server-Sent Events", "agent", [_path("transfer_id")])
+            "get": _op(
+                "A transfer's events as Server-Sent Events",
+                "agent",
+                {"200": {"description": "OK", "content": {"text/event-stream": {"schema": _STRING}}}},
+                [_path("transfer_id", _TRANSFER_ID)],
+                errors=(404,),
+            )
         },
         "/api/subjects/{phone}/consents": {
-            "get": _op("Consent state per purpose", "staff", [_path("phone"), _query("as_of"), _query("reason")])
+            "get": _op(
+                "Consent state per purpose",
+                "staff",
+                {"200": _json(_ref("SubjectConsents"))},
+                [_path("phone"), _query("as_of", _TIME), _query("reason")],
+                errors=(400,),
+            )
         },
         "/api/consent-events": {
             "get": _op(
                 "Search decisions (keyset pagination)",
                 "staff",
-                [_query(q) for q in ("phone", "purpose", "action", "channel", "from", "to", "cursor", "limit")],
+                {"200": _json(_ref("ConsentEvents"))},
+                [
+                    _query("phone"),
+                    _query("purpose"),
+                    _query("action", _enum("grant", "revoke")),
+                    _query("channel", _enum("keypad", "dialing_string", "verbal", "agent_assisted")),
+                    _query("from", _TIME),
+                    _query("to", _TIME),
+                    _query("cursor"),
+                    _query("limit", _LIMIT),
+                    _query("reason"),
+                ],
+                errors=(400,),
             )
         },
-        "/api/calls/{call_sid}/evidence": {"get": _op("A call's whole story", "staff", [_path("call_sid")])},
-        "/api/calls/{call_sid}/evidence.zip": {"get": _op("A call's evidence bundle", "staff", [_path("call_sid")])},
-        "/api/recordings/{recording_sid}/media": {"get": _op("A kept recording", "staff", [_path("recording_sid")])},
-        "/api/requests": {"get": _op("Requests from the phone line", "staff", [_query("status")])},
+        "/api/calls/{call_sid}/evidence": {
+            "get": _op(
+                "A call's whole story",
+                "staff",
+                {"200": _json(_ref("CallStory"))},
+                [_path("call_sid", _CALL_SID), _query("reason")],
+                errors=(400, 404),
+            )
+        },
+        "/api/calls/{call_sid}/evidence.zip": {
+            "get": _op(
+                "A call's evidence bundle",
+                "staff",
+                {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                    }
+                },
+                [_path("call_sid", _CALL_SID), _query("reason")],
+                errors=(400, 404),
+            )
+        },
+        "/api/recordings/{recording_sid}/media": {
+            "get": _op(
+                "A kept recording",
+                "staff",
+                {
+                    "200": {
+                        "description": "OK",
+                        "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                    }
+                },
+                [_path("recording_sid", _RECORDING_SID), _query("reason")],
+                errors=(400, 404),
+            )
+        },
+        "/api/requests": {
+            "get": _op(
+                "Requests from the phone line",
+                "staff",
+                {"200": _json(_ref("Requests"))},
+                [_query("status", _REQUEST_STATUS), _query("reason")],
+                errors=(400,),
+            )
+        },
         "/api/requests/{request_id}/status": {
             "post": _op(
-                "Change a request's status", "staff", [_path("request_id")], **{"201": {"description": "Created"}}
+                "Change a request's status",
+                "staff",
+                {"201": _json(_ref("RequestStatusChanged"), "Created")},
+                [_path("request_id", {"type": "integer", "format": "int64"})],
+                body=_ref("RequestStatusChange"),
+                errors=(400, 404, 422),
             )
         },
-        "/api/suppression": {"get": _op("Numbers not to contact now", "staff", [_query("purpose"), _query("format")])},
-        "/api/access-log": {"get": _op("Who looked at what", "admin", [_query("limit")])},
-        "/api/openapi.json": {"get": _op("This document", "agent")},
+        "/api/suppression": {
+            "get": _op(
+                "Numbers not to contact now",
+                "staff",
+                {
+                    "200": {
+                        "description": "OK",
+                        "content": {
+                            "application/json": {"schema": _ref("Suppression")},
+                            "text/csv": {"schema": _STRING},
+                        },
+                    }
+                },
+                [_query("purpose"), _query("format", _enum("json", "csv")), _query("reason")],
+                errors=(400,),
+            )
+        },
+        "/api/access-log": {
+            "get": _op(
+                "Who looked at what",
+                "admin",
+                {"200": _json(_ref("AccessLog"))},
+                [_query("limit", _LIMIT)],
+                errors=(400,),
+            )
+        },
+        "/api/openapi.json": {"get": _op("This document", "agent", {"200": _json({"type": "object"})})},
     },
 }
 

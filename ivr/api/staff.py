@@ -62,17 +62,42 @@ def phone_of(raw: str) -> str:
 
 
 def _time(raw: str | None, name: str) -> datetime | None:
-    if not raw:
+    if raw is None:
         return None
     try:
         moment = datetime.fromisoformat(raw)
-    except ValueError as exc:
+        # In UTC now: an offset that pushes it past year 1 or 9999 fails here, not in the database driver.
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise api_error(400, f"{name} must be an ISO 8601 time, e.g. 2026-11-28T09:00:00Z") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _page_size(raw: str) -> int:
+    """A page size from the query (at most ``MAX_PAGE``), or 400."""
+    try:
+        limit = int(raw)
+    except ValueError as exc:
+        raise api_error(400, "limit must be a whole number") from exc
+    if limit < 1:
+        raise api_error(400, "limit must be at least 1")
+    return min(limit, MAX_PAGE)
+
+
+def _fits_bigint(value: int) -> bool:
+    """Whether Postgres can take ``value`` as a bigint (no row has an id beyond it)."""
+    return -(2**63) <= value < 2**63
+
+
+def _no_nul(request: web.Request) -> None:
+    """Postgres text cannot hold NUL: refuse it in anything of the request that reaches a query."""
+    given = [*request.query.values(), *request.match_info.values(), request.headers.get("X-Access-Reason", "")]
+    if any("\x00" in value for value in given):
+        raise api_error(400, "NUL characters are not allowed in parameters")
 
 
 async def audit(request: web.Request, action: str, target: str) -> None:
     """Write who is looking at what (and the reason they gave) before showing it."""
+    _no_nul(request)
     who = request[PRINCIPAL]
     async with request.app[PG_POOL].acquire() as conn, chained(conn) as chain:
         await note_access(
@@ -124,18 +149,18 @@ async def consent_events(request: web.Request) -> web.Response:
     query = request.query
     phone = phone_of(query["phone"]) if query.get("phone") else None
     channel = query.get("channel")
-    if channel and channel not in _CHANNELS:
+    if channel is not None and channel not in _CHANNELS:
         raise api_error(400, f"channel must be one of {', '.join(_CHANNELS)}")
     action = query.get("action")
-    if action and action not in ("grant", "revoke"):
+    if action is not None and action not in ("grant", "revoke"):
         raise api_error(400, "action must be grant or revoke")
+    limit = _page_size(query.get("limit", "100"))
     try:
-        limit = min(int(query.get("limit", "100")), MAX_PAGE)
-        after = int(base64.urlsafe_b64decode(query["cursor"]).decode()) if query.get("cursor") else 0
+        after = int(base64.urlsafe_b64decode(query["cursor"]).decode()) if "cursor" in query else 0
+        if not _fits_bigint(after):
+            raise ValueError(after)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise api_error(400, "limit must be a number and cursor the one a previous page gave") from exc
-    if limit < 1:
-        raise api_error(400, "limit must be at least 1")
+        raise api_error(400, "cursor must be the one a previous page gave") from exc
     await audit(request, "consent_events.search", request.query_string or "*")
     async with request.app[PG_POOL].acquire() as conn:
         rows = await search_events(
@@ -232,7 +257,7 @@ async def kept_audio(request: web.Request) -> tuple[bytes, str] | None:
 async def list_requests(request: web.Request) -> web.Response:
     """``GET /api/requests?status=``: requests from the phone line, with their latest status."""
     status = request.query.get("status")
-    if status and status not in REQUEST_STATUSES:
+    if status is not None and status not in REQUEST_STATUSES:
         raise api_error(400, f"status must be one of {', '.join(REQUEST_STATUSES)}")
     await audit(request, "requests.list", status or "*")
     async with request.app[PG_POOL].acquire() as conn:
@@ -246,9 +271,13 @@ async def change_request_status(request: web.Request) -> web.Response:
     try:
         body = await request.json()
         status, note = str(body["status"]), body.get("note")
+        if note is not None and (not isinstance(note, str) or "\x00" in note):
+            raise TypeError("note")
         request_id = int(request.match_info["request_id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise api_error(400, "send JSON with status (and an optional note)") from exc
+    if not _fits_bigint(request_id):
+        raise api_error(404, "no such request")
     if status not in REQUEST_STATUSES:
         raise api_error(422, f"status must be one of {', '.join(REQUEST_STATUSES)}")
     async with request.app[PG_POOL].acquire() as conn, chained(conn) as chain:
@@ -281,8 +310,7 @@ async def suppression(request: web.Request) -> web.StreamResponse:
 @requires("admin")
 async def access_log(request: web.Request) -> web.Response:
     """``GET /api/access-log[?limit=]``: who looked at what, newest first (admins only)."""
-    raw = request.query.get("limit", "200")
-    limit = min(int(raw), MAX_PAGE) if raw.isdigit() else 200
+    limit = _page_size(request.query.get("limit", "200"))
     async with request.app[PG_POOL].acquire() as conn:
         rows = await access_log_entries(conn, limit)
         holds = [dict(h) for h in await active_holds(conn) if h["action"] == "place"]

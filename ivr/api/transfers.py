@@ -25,6 +25,9 @@ async def create_transfer(request: web.Request) -> web.Response:
         call_sid, flow, return_to = (str(body[key]) for key in ("call_sid", "flow", "return_to"))
     except (ValueError, KeyError, TypeError) as exc:
         raise api_error(400, "send JSON with call_sid, flow and return_to") from exc
+    if any("\x00" in value for value in (call_sid, flow, return_to)):
+        # A sip: return_to may hold any non-space character, but Postgres text cannot hold NUL.
+        raise api_error(400, "NUL characters are not allowed")
     try:
         transfer_id = await request.app[TRANSFER_DESK].start(request[TOKEN], call_sid, flow, return_to)
     except TransferRefused as exc:
