@@ -7,6 +7,7 @@ Cluster all of one call's keys live on one shard and a Lua script may touch them
 from __future__ import annotations
 
 __all__ = [
+    "CALL_LOCK_RENEW_S",
     "CALL_LOCK_TTL_MS",
     "CALL_LOCK_WAIT_S",
     "CALL_SESSION_TTL_S",
@@ -25,9 +26,13 @@ CALL_SESSION_TTL_S = 5 * 60 * 60
 # window; keeping answers 10 minutes covers any retry with room for clock skew.
 IDEMPOTENCY_TTL_S = 10 * 60
 
-# One webhook of a call at a time: a handler answers within Twilio's 15 s, so a lock
-# outliving that is a dead holder's; a waiting delivery gives up a little before.
-CALL_LOCK_TTL_MS = 15_000
+# One committing webhook of a call at a time. The holder renews its lock every
+# CALL_LOCK_RENEW_S while it works, so a live handler never loses it however slow
+# Postgres is, and a killed process's lock lapses within seconds: a copy of the webhook
+# re-sent to another process then gets the call well inside Twilio's 15 s. A waiting
+# delivery gives up a little before Twilio does.
+CALL_LOCK_TTL_MS = 3_000
+CALL_LOCK_RENEW_S = 1.0
 CALL_LOCK_WAIT_S = 12.0
 
 SESSION_PREFIX = "ivr:call:"

@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from flows.model import CallState, Channel, Decision, Identification, KeypressFact, KeypressOutcome
 from storage.keys import (
+    CALL_LOCK_RENEW_S,
     CALL_LOCK_TTL_MS,
     CALL_LOCK_WAIT_S,
     CALL_SESSION_TTL_S,
@@ -107,6 +108,12 @@ return saved
 # Deletes the lock only if it is still ours (it may have expired and been taken).
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Extends the lock only while it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -216,6 +223,7 @@ class CallSessions:
         self._enter = redis.register_script(_ENTER)
         self._leave = redis.register_script(_LEAVE)
         self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
         self._recent: OrderedDict[str, Session] = OrderedDict()
 
     def recalled(self, call_sid: str) -> Session | None:
@@ -278,9 +286,12 @@ class CallSessions:
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(LOCK_POLL_S)
+        renewal = asyncio.create_task(self._keep_renewed(keys[2], turn.owner)) if turn.held else None
         try:
             yield turn
         finally:
+            if renewal is not None:
+                renewal.cancel()
             if turn.held and not turn.left:
                 # A release that fails (Redis gone) must not turn an answer already decided
                 # into an error: the lock expires by itself.
@@ -313,6 +324,13 @@ class CallSessions:
         else:
             self.forget(call_sid)
         return bool(saved)
+
+    async def _keep_renewed(self, key: str, owner: str) -> None:
+        """Renew the lock until cancelled; a renewal Redis refuses is tried again next time."""
+        while True:
+            await asyncio.sleep(CALL_LOCK_RENEW_S)
+            with contextlib.suppress(RedisError):
+                await self._renew(keys=[key], args=[owner, CALL_LOCK_TTL_MS])
 
     def _remember(self, call_sid: str, raw: str) -> Session | None:
         session = decode_session(raw)
