@@ -11,7 +11,7 @@ import sys
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 # About the size of the consent line's answers (a Gather with two Says and a Redirect).
 TWIML = (
@@ -27,10 +27,10 @@ def build(kind: str, redis_url: str | None, dsn: str | None) -> web.Application:
     state: dict[str, object] = {}
 
     async def resources(app: web.Application):
-        if redis_url:
-            state["redis"] = Redis.from_url(redis_url)
+        if redis_url:  # a pool that waits for a connection, as the service's does
+            state["redis"] = Redis.from_pool(BlockingConnectionPool.from_url(redis_url, max_connections=100, timeout=4))
         if dsn:
-            state["pool"] = await asyncpg.create_pool(dsn, min_size=4, max_size=10)
+            state["pool"] = await asyncpg.create_pool(dsn, min_size=4, max_size=10)  # the service's own size
             async with state["pool"].acquire() as conn:  # type: ignore[attr-defined]
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS bench_rows"

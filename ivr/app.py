@@ -31,8 +31,9 @@ CLIENT_MAX_SIZE = 256 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
+    timing = [metrics_middleware] if settings.metrics_enabled else []
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware, page_middleware],
+        middlewares=[*timing, error_middleware, auth_middleware, page_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("ivr", "templates"), autoescape=True)

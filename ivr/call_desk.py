@@ -7,13 +7,14 @@ session and committed with the call's next evidence (its decision, a recording, 
 notice) or its ending, whichever comes first, each with the time it was pressed.
 
 If the commit fails (and a check shows the decision did not land after all), the caller
-hears that nothing was recorded and the call ends; that answer is kept under the
-webhook's idempotency token, and a call's committing webhooks hold its lock one at a
+hears that nothing was recorded and the call ends; that answer is kept with the
+session, under the webhook's idempotency token, and a call's committing webhooks hold its lock one at a
 time, so no later copy of the webhook can record what the caller was told was not recorded.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -71,6 +72,7 @@ RECORDING_COMPLETED = "completed"  # Twilio's RecordingStatus once the media can
 # Waiting longer than this for a pooled connection would eat Twilio's 15-second budget.
 POOL_ACQUIRE_TIMEOUT_S = 4.0
 NEW_CALL = None  # the session a call has before its first prompt
+MENU, COMMIT = "menu", "commit"  # how a step moved the call: the label of its timing
 # A menu step saved without the lock may be refused once because the call moved (the
 # remembered session was behind); it is then computed again from the stored session,
 # and after that goes the locked way.
@@ -120,8 +122,8 @@ class CallDesk:
         """
         if transfer_id is not None:
             session, answered = await self._sessions.load(call.call_sid, token)
-            if answered is not None:
-                return answered
+            if answered and session is not None:
+                return await self._answer_of(session)
             if session is None or session.state.transfer_id != str(transfer_id):
                 return await self._start_transfer(call, token, transfer_id, session)
             return self._renderer.render(engine.replay(await self._flow_of(session.state), session.state))
@@ -139,11 +141,11 @@ class CallDesk:
             log.exception("call_not_recorded", call_sid=call.call_sid)
             return self.system_error(flow)
         answer = self._renderer.render(outcome.instruction)
-        result, detail = await self._sessions.step(NEW_CALL, Session(outcome.state), token=token, answer=answer)
+        result, detail = await self._sessions.step(NEW_CALL, self._moved(flow, outcome, token, answer))
         if result is StepResult.SAVED:
             log.info("call_answered", call_sid=call.call_sid, flow=flow.name, version=flow.version[:12])
             return answer
-        return await self._answer_again(call.call_sid, token, result, detail)
+        return await self._answer_again(call.call_sid, token, detail)
 
     async def take_input(self, call_sid: str, event: Event, token: str) -> str:
         """The caller answered a prompt (keys or silence): move the call on.
@@ -152,39 +154,44 @@ class CallDesk:
         keypress kept in the session; a step that stores evidence (or looks something up)
         takes the call's lock, so a call's committing webhooks run one at a time.
         """
+        started = time.perf_counter()
+        answer, kind = await self._move_call(call_sid, event, token)
+        self._metrics.call_steps.labels(kind).observe(time.perf_counter() - started)
+        return answer
+
+    async def _move_call(self, call_sid: str, event: Event, token: str) -> tuple[str, str]:
+        """The answer, and how the call was moved: "menu" (without the lock) or "commit"."""
         received = datetime.now(UTC)
         session, fresh = self._sessions.recalled(call_sid), False
         if session is None:
-            session, answered = await self._sessions.load(call_sid, token)
-            if answered is not None:
-                return answered
+            session, _ = await self._sessions.load(call_sid, token)
             fresh = True
         for _ in range(MOVES_BEFORE_LOCKING):
             if session is None:
                 log.warning("unknown_call", call_sid=call_sid)
-                return self.unknown_call()
+                return self.unknown_call(), MENU
+            if token and session.token == token:  # this webhook moved the call already
+                return await self._answer_of(session), MENU
             flow = await self._flow_of(session.state)
             progress = engine.advance(flow, session.state, event)
             if not isinstance(progress, Outcome) or not self._is_menu_move(flow, progress, session, fresh):
                 break
             answer = self._renderer.render(progress.instruction)
             if progress.stale:  # an old prompt's webhook, checked against the stored session
-                return answer
-            moved = Session(progress.state, session.pending + _presses(progress, token, received))
-            result, detail = await self._sessions.step(session, moved, token=token, answer=answer)
+                return answer, MENU
+            moved = self._moved(flow, progress, token, answer, session.pending + _presses(progress, token, received))
+            result, detail = await self._sessions.step(session, moved)
             if result is StepResult.SAVED:
-                return answer
-            if result is StepResult.ANSWERED:
-                return str(detail)
+                return answer, MENU
             if result is StepResult.BUSY:
                 break
-            session, fresh = detail, True
-        return await self._take_input_in_turn(call_sid, event, token, received)
+            session, fresh = detail, True  # answered before, or moved on: the loop's top tells
+        return await self._take_input_in_turn(call_sid, event, token, received), COMMIT
 
     async def _take_input_in_turn(self, call_sid: str, event: Event, token: str, received: datetime) -> str:
         async with self._sessions.turn(call_sid, token) as turn:
-            if turn.answer is not None:
-                return turn.answer
+            if turn.answered and turn.session is not None:
+                return await self._answer_of(turn.session)
             if not turn.held:  # another delivery is stuck past Twilio's patience: say nothing is recorded
                 log.error("call_lock_not_had", call_sid=call_sid)
                 return self.system_error()
@@ -213,8 +220,7 @@ class CallDesk:
                 # Told "nothing was recorded": every later delivery must hear the same. The
                 # keypresses stay in the session, to be stored with the call's ending.
                 kept = session.pending + (_presses(outcome, token, received) if outcome else ())
-                aborted = engine.abort(flow, state)
-                return await self._leave(turn, Session(aborted.state, kept), aborted, token)
+                return await self._leave(turn, flow, engine.abort(flow, state), token, kept)
             log.warning("commit_outcome_confirmed_after_error", call_sid=state.call_sid, step=state.step)
             news = []
         await self._publish(state, news)
@@ -223,12 +229,11 @@ class CallDesk:
             for fact in outcome.facts:
                 if isinstance(fact, DecisionFact):
                     self._metrics.decisions.labels(fact.purpose, fact.action.value, fact.channel.value).inc()
-        return await self._leave(turn, Session(outcome.state), outcome, token)
+        return await self._leave(turn, flow, outcome, token)
 
     async def end_call(self, ending: CallEnding) -> None:
         """The call is over: store the keypresses still held, and how (and where) it ended."""
         session, _ = await self._sessions.load(ending.call_sid, "")
-        self._sessions.forget(ending.call_sid)
         if session is None:
             await self._commit([call_ending_row(ending, ())])
             log.info("call_ended", call_sid=ending.call_sid, status=ending.status, abandoned=False)
@@ -237,6 +242,7 @@ class CallDesk:
         facts = engine.hang_up(await self._flow_of(state), state)
         abandoned = [("abandoned", {"at_step": state.step})] if facts else []
         news = await self._commit([*_pending_rows(session), call_ending_row(ending, facts)], state, abandoned)
+        await self._sessions.retire(ending.call_sid)
         await self._publish(state, news)
         log.info("call_ended", call_sid=ending.call_sid, status=ending.status, abandoned=bool(facts))
 
@@ -318,9 +324,9 @@ class CallDesk:
         await self._publish(outcome.state, news)
         log.info("transfer_started", call_sid=call.call_sid, transfer=str(transfer_id), flow=flow.name)
         answer = self._renderer.render(outcome.instruction)
-        if await self._save(Session(outcome.state), expected=session or NEW_CALL, token=token, answer=answer):
+        if await self._save(self._moved(flow, outcome, token, answer), expected=session or NEW_CALL):
             return answer
-        return await self._answer_again(call.call_sid, token, StepResult.MOVED, None)
+        return await self._answer_again(call.call_sid, token, None)
 
     async def _commit(
         self,
@@ -358,35 +364,45 @@ class CallDesk:
             progress = engine.resume(flow, progress, result)
         return replace(progress, facts=facts + progress.facts) if facts else progress
 
-    async def _leave(self, turn: Turn, moved: Session, outcome: Outcome, token: str) -> str:
+    async def _leave(
+        self, turn: Turn, flow: Flow, outcome: Outcome, token: str, pending: tuple[PendingPress, ...] = ()
+    ) -> str:
         """Save the call where the committed step left it, and let go of its lock."""
         answer = self._renderer.render(outcome.instruction)
-        if await self._save(moved, expected=turn.session, token=token, answer=answer, turn=turn):
+        if await self._save(self._moved(flow, outcome, token, answer, pending), expected=turn.session, turn=turn):
             return answer
-        return await self._answer_again(moved.state.call_sid, token, StepResult.MOVED, None)
+        return await self._answer_again(outcome.state.call_sid, token, None)
 
-    async def _save(
-        self, moved: Session, *, expected: Session | None, token: str, answer: str, turn: Turn | None = None
-    ) -> bool:
+    async def _save(self, moved: Session, *, expected: Session | None, turn: Turn | None = None) -> bool:
         try:
-            return await self._sessions.save(moved, expected=expected, token=token, answer=answer, turn=turn)
+            return await self._sessions.save(moved, expected=expected, turn=turn)
         except RedisError:
             # The evidence is already committed, so the answer is true; the call's next
             # webhook will meet the session where it was (or Redis down) and say so.
             log.exception("session_not_saved", call_sid=moved.state.call_sid)
             return True
 
-    async def _answer_again(self, call_sid: str, token: str, result: StepResult, detail: Any) -> str:
+    def _moved(
+        self, flow: Flow, outcome: Outcome, token: str, answer: str, pending: tuple[PendingPress, ...] = ()
+    ) -> Session:
+        """The session after ``outcome``; the answer is kept only if the state cannot replay it."""
+        replayed = self._renderer.render(engine.replay(flow, outcome.state))
+        return Session(outcome.state, pending, token, None if replayed == answer else answer)
+
+    async def _answer_of(self, session: Session) -> str:
+        """What the webhook that moved the call last was told."""
+        if session.answer is not None:
+            return session.answer
+        return self._renderer.render(engine.replay(await self._flow_of(session.state), session.state))
+
+    async def _answer_again(self, call_sid: str, token: str, session: Session | None) -> str:
         """Another webhook moved this call first: repeat this webhook's answer, or say where the call is."""
-        if result is StepResult.ANSWERED:
-            return str(detail)
-        session = detail if isinstance(detail, Session) else None
         if session is None:
-            session, answered = await self._sessions.load(call_sid, token)
-            if answered is not None:
-                return answered
+            session, _ = await self._sessions.load(call_sid, token)
         if session is None:
             return self.unknown_call()
+        if token and session.token == token:
+            return await self._answer_of(session)
         return self._renderer.render(engine.replay(await self._flow_of(session.state), session.state))
 
     async def _flow_of(self, state: CallState) -> Flow:

@@ -23,6 +23,8 @@ TWILIO_PREFIX = "/twilio/"
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # A keep-alive connection serves its requests in one task: start each one unlabelled.
+    structlog.contextvars.clear_contextvars()
     try:
         return await handler(request)
     except web.HTTPException:

@@ -24,6 +24,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.call_steps = Histogram(
+            "ivr_call_step_seconds",
+            "Time to move a call one step: menu (session only) or commit (evidence stored first)",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.decisions = Counter(
             "ivr_decisions_total",
             "Consent decisions committed",

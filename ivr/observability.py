@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import generate_latest
@@ -18,8 +17,6 @@ __all__ = ["metrics_middleware", "metrics_page"]
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # A keep-alive connection serves its requests in one task: start each one unlabelled.
-    structlog.contextvars.clear_contextvars()
     if not request.path.startswith("/twilio/"):
         return await handler(request)
     started = time.perf_counter()

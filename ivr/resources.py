@@ -89,7 +89,7 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
         applied = await apply_migrations(owner)
     finally:
         await owner.close()
-    pool = await create_pool(app[keys.DATABASE_DSN])
+    pool = await create_pool(app[keys.DATABASE_DSN], max_size=app[keys.SETTINGS].pg_pool_size)
     try:
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])

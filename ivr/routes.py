@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr import health, observability, pages, staff_pages, webhooks
+from ivr import health, keys, observability, pages, staff_pages, webhooks
 from ivr.api import openapi, staff, transfers
 from ivr.twiml import (
     ANSWER_PATH,
@@ -54,5 +54,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/staff/requests/{request_id}/status", staff_pages.request_status)
     app.router.add_get("/staff/access-log", staff_pages.access_log_page)
     app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/metrics", observability.metrics_page)
+    if app[keys.SETTINGS].metrics_enabled:
+        app.router.add_get("/metrics", observability.metrics_page)
     app.router.add_get("/readyz", health.readyz)

@@ -153,6 +153,10 @@ class Settings(BaseModel):
     dev_mode: bool = Field(default=False, alias="IVR_DEV")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "console"] | None = Field(default=None, alias="LOG_FORMAT")
+    # Off only to measure what the webhook timing costs (bench/webhooks.py); /metrics then 404s.
+    metrics_enabled: bool = Field(default=True, alias="METRICS_ENABLED")
+    # Per process: Postgres's max_connections must cover this times every process of every host.
+    pg_pool_size: int = Field(default=10, ge=2, le=500, alias="PG_POOL_SIZE")
 
     @field_validator("log_level", mode="before")
     @classmethod

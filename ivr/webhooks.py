@@ -38,7 +38,7 @@ async def _verified_form(request: web.Request) -> Mapping[str, object]:
         request.app[METRICS].signature_failures.inc()
         raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
     # Every line logged from here on for this request, aiohttp's access line included,
-    # names the call (the metrics middleware clears it when the next request begins).
+    # names the call (the error middleware clears it when the next request begins).
     structlog.contextvars.bind_contextvars(call_sid=form.get("CallSid"))
     return form
 

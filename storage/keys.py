@@ -11,8 +11,7 @@ __all__ = [
     "CALL_LOCK_TTL_MS",
     "CALL_LOCK_WAIT_S",
     "CALL_SESSION_TTL_S",
-    "IDEMPOTENCY_TTL_S",
-    "idempotency_key",
+    "ENDED_SESSION_TTL_S",
     "lock_key",
     "session_key",
 ]
@@ -21,10 +20,9 @@ __all__ = [
 # (status, recordings) follow within minutes. A session outliving the longest call by
 # an hour is never lost mid-call and never lingers.
 CALL_SESSION_TTL_S = 5 * 60 * 60
-
-# Twilio gives a webhook 15 s in all and retries at most a few times inside that
-# window; keeping answers 10 minutes covers any retry with room for clock skew.
-IDEMPOTENCY_TTL_S = 10 * 60
+# Once the call's ending is stored, its session is kept only for a duplicated status
+# callback (which then behaves exactly like the first): Redis holds the calls in flight.
+ENDED_SESSION_TTL_S = 120
 
 # One committing webhook of a call at a time. The holder renews its lock every
 # CALL_LOCK_RENEW_S while it works, so a live handler never loses it however slow
@@ -37,7 +35,6 @@ CALL_LOCK_WAIT_S = 12.0
 
 SESSION_PREFIX = "ivr:call:"
 LOCK_PREFIX = "ivr:lock:"
-IDEMPOTENCY_PREFIX = "ivr:idem:"
 
 
 def session_key(call_sid: str) -> str:
@@ -46,7 +43,3 @@ def session_key(call_sid: str) -> str:
 
 def lock_key(call_sid: str) -> str:
     return f"{LOCK_PREFIX}{{{call_sid}}}"
-
-
-def idempotency_key(call_sid: str, token: str) -> str:
-    return f"{IDEMPOTENCY_PREFIX}{{{call_sid}}}:{token}"

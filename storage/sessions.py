@@ -7,9 +7,9 @@ still the stored one, so of two deliveries racing on one call only one moves it.
 
 Two ways to move a call:
 
-* ``step``: no lock. The answer for the webhook's idempotency token, if there is one,
-  wins; a call another webhook holds locked is refused ("busy"); otherwise compare the
-  revision and save state + answer together. For steps that write nothing to Postgres.
+* ``step``: no lock. If this webhook (by its idempotency token) moved the call already,
+  that wins; a call another webhook holds locked is refused ("busy"); otherwise compare
+  the revision and save. For steps that write nothing to Postgres.
 * ``turn``: the call's lock (taken together with the load), then the commit, then the
   save and the release in one script. For steps that store evidence: no later copy of
   the webhook can then record what a caller was told was not recorded.
@@ -42,8 +42,7 @@ from storage.keys import (
     CALL_LOCK_TTL_MS,
     CALL_LOCK_WAIT_S,
     CALL_SESSION_TTL_S,
-    IDEMPOTENCY_TTL_S,
-    idempotency_key,
+    ENDED_SESSION_TTL_S,
     lock_key,
     session_key,
 )
@@ -56,51 +55,53 @@ NO_SESSION = ""  # the revision of a call that has no session yet
 REMEMBERED_SESSIONS = 20_000
 LOCK_POLL_S = 0.02
 
-_REV = f"local rev = current and string.sub(current, 1, {REV_LENGTH}) or ''\n"
-
-# KEYS: session, answer (idempotency), lock. ARGV: expected rev, value, ttl, answer, answer ttl.
-_STEP = (
-    """
-if ARGV[4] ~= '' then
-  local answered = redis.call('GET', KEYS[2])
-  if answered then return {'answered', answered} end
-end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {'busy', ''} end
+# A stored session is  <rev><token of the webhook that moved it last>\n<JSON>. Twilio sends
+# a call's next webhook only after it has the answer to the last one, so a retry or a
+# second delivery is always of the webhook that moved the call last (or of the one being
+# answered now): that one token is all that needs remembering. Every script starts by
+# reading both out of the stored value.
+_READ = f"""
 local current = redis.call('GET', KEYS[1])
+local rev, token = '', ''
+if current then
+  rev = string.sub(current, 1, {REV_LENGTH})
+  local newline = string.find(current, '\\n', {REV_LENGTH + 1}, true)
+  if newline then token = string.sub(current, {REV_LENGTH + 1}, newline - 1) end
+end
 """
-    + _REV
+
+# KEYS: session, lock. ARGV: expected rev, value, ttl, this webhook's token.
+_STEP = (
+    _READ
     + """
+if ARGV[4] ~= '' and token == ARGV[4] then return {'answered', current} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'busy', ''} end
 if rev ~= ARGV[1] then return {'moved', current or ''} end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
 return {'saved', ''}
 """
 )
 
-# KEYS: session, answer, lock. ARGV: owner, lock ttl ms, '1' to look for an answer first.
-_ENTER = """
-if ARGV[3] == '1' then
-  local answered = redis.call('GET', KEYS[2])
-  if answered then return {'answered', answered} end
-end
-if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'busy', ''} end
-return {'held', redis.call('GET', KEYS[1]) or ''}
+# KEYS: session, lock. ARGV: owner, lock ttl ms, this webhook's token.
+_ENTER = (
+    _READ
+    + """
+if ARGV[3] ~= '' and token == ARGV[3] then return {'answered', current} end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'busy', ''} end
+return {'held', current or ''}
 """
+)
 
-# KEYS: session, answer, lock. ARGV: expected rev, value, ttl, answer, answer ttl, owner.
+# KEYS: session, lock. ARGV: expected rev, value, ttl, owner.
 _LEAVE = (
-    """
-local current = redis.call('GET', KEYS[1])
-"""
-    + _REV
+    _READ
     + """
 local saved = 0
 if rev == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5]) end
   saved = 1
 end
-if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
 return saved
 """
 )
@@ -129,14 +130,22 @@ class PendingPress:
 
 @dataclass(frozen=True)
 class Session:
+    """A live call: its state, keypresses not yet stored, and the webhook that moved it last.
+
+    ``answer`` is what that webhook was told, kept only when it is not simply what the
+    state replays (the engine can rebuild every prompt word for word from the state).
+    """
+
     state: CallState
     pending: tuple[PendingPress, ...] = ()
+    token: str = ""
+    answer: str | None = None
     rev: str = NO_SESSION
 
 
 class StepResult(StrEnum):
     SAVED = "saved"
-    ANSWERED = "answered"  # this webhook was answered before: repeat that answer
+    ANSWERED = "answered"  # this webhook moved the call before: repeat what it was told
     MOVED = "moved"  # the call is not where the caller's copy was: here is where it is
     BUSY = "busy"  # another webhook of the call holds its lock
 
@@ -147,7 +156,7 @@ class Turn:
 
     held: bool
     session: Session | None = None
-    answer: str | None = None
+    answered: bool = False  # this webhook moved the call before: ``session`` is where it left it
     owner: str = field(default_factory=lambda: secrets.token_hex(8))
     left: bool = False
 
@@ -157,8 +166,10 @@ def _state_fields(state: CallState) -> dict[str, Any]:
 
 
 def encode_session(session: Session, rev: str) -> str:
-    """``rev`` followed by compact JSON; prompts heard before pending keypresses are kept once."""
+    """``rev``, the token, then compact JSON; prompts heard before pending keypresses are kept once."""
     body: dict[str, Any] = {"s": _state_fields(session.state)}
+    if session.answer is not None:
+        body["a"] = session.answer
     if session.pending:
         texts: list[str] = []
         presses = []
@@ -180,15 +191,16 @@ def encode_session(session: Session, rev: str) -> str:
                 ]
             )
         body["p"], body["t"] = presses, texts
-    return rev + json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return rev + session.token + "\n" + json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 def decode_session(raw: str) -> Session | None:
     """The session stored as ``raw`` ('' or unreadable: none, the caller is told to call again)."""
-    if len(raw) <= REV_LENGTH:
+    token, newline, text = raw[REV_LENGTH:].partition("\n")
+    if not newline:
         return None
     try:
-        body = json.loads(raw[REV_LENGTH:])
+        body = json.loads(text)
         state = _decode_state(body["s"])
     except (ValueError, KeyError, TypeError):
         return None
@@ -197,7 +209,7 @@ def decode_session(raw: str) -> Session | None:
         PendingPress(KeypressFact(seq, step, digits, key, KeypressOutcome(outcome), texts[heard], lang), token, at)
         for seq, step, digits, key, outcome, heard, lang, token, at in body.get("p", [])
     )
-    return Session(state, pending, raw[:REV_LENGTH])
+    return Session(state, pending, token, body.get("a"), raw[:REV_LENGTH])
 
 
 def _decode_state(fields: dict[str, Any]) -> CallState:
@@ -233,52 +245,52 @@ class CallSessions:
     def forget(self, call_sid: str) -> None:
         self._recent.pop(call_sid, None)
 
-    async def load(self, call_sid: str, token: str) -> tuple[Session | None, str | None]:
-        """The call's session and, if this webhook was answered before, that answer."""
-        raw, answer = await self._redis.mget(session_key(call_sid), idempotency_key(call_sid, token or "-"))
-        session = self._remember(call_sid, raw or "")
-        return session, answer if token else None
+    async def retire(self, call_sid: str) -> None:
+        """The call is over and its evidence stored: let its session lapse soon."""
+        self.forget(call_sid)
+        with contextlib.suppress(RedisError):  # it lapses with its own lifetime all the same
+            await self._redis.expire(session_key(call_sid), ENDED_SESSION_TTL_S)
 
-    async def step(self, session: Session | None, moved: Session, *, token: str, answer: str) -> tuple[StepResult, Any]:
-        """Save ``moved`` (computed from ``session``; None: a new call) without the lock, ``answer`` under ``token``.
+    async def load(self, call_sid: str, token: str) -> tuple[Session | None, bool]:
+        """The call's session, and whether this webhook (by ``token``) is the one that moved it last."""
+        session = self._remember(call_sid, await self._redis.get(session_key(call_sid)) or "")
+        return session, bool(token) and session is not None and session.token == token
 
-        Returns SAVED; ANSWERED with the earlier answer; MOVED with the stored session
-        (or None); or BUSY.
+    async def step(self, session: Session | None, moved: Session) -> tuple[StepResult, Session | None]:
+        """Save ``moved`` (computed from ``session``; None: a new call) without the lock.
+
+        Returns SAVED; ANSWERED or MOVED with the stored session (None: there is none);
+        or BUSY.
         """
         call_sid, rev = moved.state.call_sid, new_rev()
-        value = encode_session(moved, rev)
         kind, detail = await self._step(
-            keys=[session_key(call_sid), idempotency_key(call_sid, token or "-"), lock_key(call_sid)],
-            args=[
-                session.rev if session else NO_SESSION,
-                value,
-                CALL_SESSION_TTL_S,
-                answer if token else "",
-                IDEMPOTENCY_TTL_S,
-            ],
+            keys=[session_key(call_sid), lock_key(call_sid)],
+            args=[session.rev if session else NO_SESSION, encode_session(moved, rev), CALL_SESSION_TTL_S, moved.token],
         )
         result = StepResult(kind)
         if result is StepResult.SAVED:
             self._keep(call_sid, dataclasses.replace(moved, rev=rev))
-        elif result is StepResult.MOVED:
-            return result, self._remember(call_sid, detail)
-        return result, detail
+            return result, None
+        if result is StepResult.BUSY:
+            return result, None
+        return result, self._remember(call_sid, detail)
 
     @contextlib.asynccontextmanager
     async def turn(self, call_sid: str, token: str) -> AsyncIterator[Turn]:
         """Hold the call's lock (loading its session with it) while one webhook is handled.
 
         Deliveries of the same webhook wait here for the first to finish, then find its
-        answer; the lock expires by itself if its holder dies. ``turn.held`` is False if
-        the lock could not be had in time (or the answer was found: ``turn.answer``).
+        answer; a dead holder's lock lapses by itself. ``turn.held`` is False if the lock
+        could not be had in time, or if this webhook had moved the call already
+        (``turn.answered``, with the session it left).
         """
         turn = Turn(held=False)
-        keys = [session_key(call_sid), idempotency_key(call_sid, token or "-"), lock_key(call_sid)]
+        keys = [session_key(call_sid), lock_key(call_sid)]
         deadline = time.monotonic() + CALL_LOCK_WAIT_S
         while True:
-            kind, detail = await self._enter(keys=keys, args=[turn.owner, CALL_LOCK_TTL_MS, "1" if token else "0"])
+            kind, detail = await self._enter(keys=keys, args=[turn.owner, CALL_LOCK_TTL_MS, token])
             if kind == "answered":
-                turn.answer = detail
+                turn.answered, turn.session = True, self._remember(call_sid, detail)
                 break
             if kind == "held":
                 turn.held, turn.session = True, self._remember(call_sid, detail)
@@ -286,7 +298,7 @@ class CallSessions:
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(LOCK_POLL_S)
-        renewal = asyncio.create_task(self._keep_renewed(keys[2], turn.owner)) if turn.held else None
+        renewal = asyncio.create_task(self._keep_renewed(keys[1], turn.owner)) if turn.held else None
         try:
             yield turn
         finally:
@@ -296,24 +308,17 @@ class CallSessions:
                 # A release that fails (Redis gone) must not turn an answer already decided
                 # into an error: the lock expires by itself.
                 with contextlib.suppress(RedisError):
-                    await self._release(keys=[keys[2]], args=[turn.owner])
+                    await self._release(keys=[keys[1]], args=[turn.owner])
 
-    async def save(
-        self, moved: Session, *, expected: Session | None, token: str, answer: str, turn: Turn | None = None
-    ) -> bool:
-        """Store ``moved`` (and ``answer`` under ``token``) unless another request moved the call first.
-
-        With ``turn``, the call's lock is released in the same script.
-        """
+    async def save(self, moved: Session, *, expected: Session | None, turn: Turn | None = None) -> bool:
+        """Store ``moved`` unless another request moved the call first; with ``turn``, let go of the lock."""
         call_sid, rev = moved.state.call_sid, new_rev()
         saved = await self._leave(
-            keys=[session_key(call_sid), idempotency_key(call_sid, token or "-"), lock_key(call_sid)],
+            keys=[session_key(call_sid), lock_key(call_sid)],
             args=[
                 expected.rev if expected else NO_SESSION,
                 encode_session(moved, rev),
                 CALL_SESSION_TTL_S,
-                answer if token else "",
-                IDEMPOTENCY_TTL_S,
                 turn.owner if turn else "",
             ],
         )

@@ -25,8 +25,9 @@ from aiohttp.test_utils import unused_port
 from redis.asyncio import Redis
 
 from ivr.simulator import FakeTwilio, Twiml
-from storage.keys import idempotency_key
+from storage.keys import session_key
 from storage.postgres import connect
+from storage.sessions import decode_session
 from storage.verify import verify_ledger
 from tests.campaign import Tally, campaign, decisions_by_call
 from tests.helpers import spawn_ivr, wait_ready
@@ -155,12 +156,14 @@ async def ledger_intact(database_url: str) -> bool:
 
 
 async def answered_by_the_server(redis_url: str, attempts: list[Attempt]) -> int:
-    """How many of ``attempts`` the service answered (it keeps each answer under the webhook's
-    token): a dropped attempt among them is an answer lost on the wire."""
-    redis = Redis.from_url(redis_url)
+    """How many of ``attempts`` the service answered: a dropped attempt that moved its call is an
+    answer lost on the wire. The session names the webhook that moved the call last; no later
+    one can have followed a webhook whose answer never got through."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
     try:
-        keys = [idempotency_key(a.call_sid, a.token) for a in attempts]
-        return sum(1 for value in (await redis.mget(keys) if keys else []) if value is not None)
+        keys = [session_key(a.call_sid) for a in attempts]
+        sessions = [decode_session(raw or "") for raw in (await redis.mget(keys) if keys else [])]
+        return sum(1 for a, s in zip(attempts, sessions, strict=True) if s is not None and s.token == a.token)
     finally:
         await redis.aclose()
 

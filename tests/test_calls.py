@@ -10,7 +10,7 @@ import asyncpg
 from flows.loader import builtin_flows
 from ivr import keys
 from ivr.call_desk import MAX_PENDING_PRESSES
-from storage.keys import session_key
+from storage.keys import ENDED_SESSION_TTL_S, session_key
 from storage.sessions import decode_session
 from storage.verify import verify_ledger
 from tests.conftest import CUSTOMER_PIN, Service
@@ -188,11 +188,13 @@ async def test_hanging_up_before_confirming_leaves_keypresses_and_an_abandon_mar
     assert ending["twilio_timestamp"] == "Sat, 28 Nov 2026 09:53:19 +0000"
 
 
-async def test_a_finished_call_is_not_marked_abandoned(twilio: FakeTwilio, db) -> None:
+async def test_a_finished_call_is_not_marked_abandoned(twilio: FakeTwilio, service: Service, db) -> None:
     call = twilio.call()
     await call.dial()
     await call.keys("1", "2", "1")
     await call.hang_up()
+    # Redis keeps live calls: an ended call's session stays only for a duplicated callback.
+    assert 0 < await service.app[keys.REDIS].ttl(session_key(call.call_sid)) <= ENDED_SESSION_TTL_S
     await call.retry()  # a duplicated status callback changes nothing
 
     endings = await db.fetch("SELECT * FROM call_endings WHERE call_sid = $1", call.call_sid)

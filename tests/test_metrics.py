@@ -19,7 +19,24 @@ async def test_metrics_count_webhooks_decisions_and_forgeries_without_personal_d
         assert resp.status == 200 and resp.content_type.startswith("text/plain")
 
     assert 'ivr_webhook_seconds_count{route="/twilio/answer"} 3.0' in text
+    assert 'ivr_call_step_seconds_count{kind="menu"} 2.0' in text  # the two menu keys: session only
+    assert 'ivr_call_step_seconds_count{kind="commit"} 1.0' in text  # the confirm: evidence first
     assert 'ivr_decisions_total{action="revoke",channel="keypad",purpose="telemarketing"} 1.0' in text
     assert "ivr_signature_failures_total 1.0" in text
     assert re.search(r"ivr_pg_pool_size \d", text) and "ivr_recording_fetch_backlog" in text
     assert call.caller not in text and call.call_sid not in text
+
+
+async def test_with_metrics_off_there_is_no_metrics_page_and_calls_still_work(storage, http) -> None:
+    from aiohttp.test_utils import unused_port
+
+    from tests.conftest import AUTH_TOKEN, running_service
+
+    async with running_service(storage, unused_port(), METRICS_ENABLED="false") as bare:
+        phone = FakeTwilio(http, bare.base_url, AUTH_TOKEN)
+        call = phone.call()
+        await call.dial()
+        done = await call.keys("2", "2", "1")
+        async with http.get(f"{bare.base_url}/metrics") as resp:
+            assert resp.status == 404
+    assert "recorded" in done.heard

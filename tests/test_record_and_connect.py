@@ -38,6 +38,8 @@ async def test_a_verbal_statement_is_announced_recorded_and_backs_the_decision(p
 
     assert prompt.says == [ANNOUNCEMENT]  # announced before any recording starts
     assert prompt.verbs == ["Say", "Record", "Redirect"]
+    again = await call.retry()  # the same webhook delivered twice: word for word the same <Record>
+    assert again.body == prompt.body
     record = prompt.root.find("Record")
     assert record.get("action") == f"{phone.base_url}/twilio/recording?seq=1"
     assert (record.get("maxLength"), record.get("finishOnKey"), record.get("playBeep")) == ("60", "#", "true")

@@ -141,7 +141,7 @@ def test_a_call_session_survives_the_trip_through_redis_unchanged(steps, data) -
             for f in outcome.facts
             if isinstance(f, KeypressFact)
         )
-        session = Session(outcome.state, pending, rev="0123456789abcdef")
+        session = Session(outcome.state, pending, f"token-{n}", "<Response/>" if n % 2 else None, "0123456789abcdef")
         assert decode_session(encode_session(session, session.rev)) == session
 
 
