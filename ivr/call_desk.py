@@ -44,6 +44,7 @@ from ivr.lookups import Lookups
 from ivr.metrics import Metrics
 from ivr.transfers import TransferDesk, transfer_news
 from ivr.twiml import TwimlRenderer
+from storage.appender import Appender
 from storage.evidence import (
     CallEnding,
     CallRecord,
@@ -94,8 +95,10 @@ class CallDesk:
         recording_announced: Callable[[], None] = lambda: None,
         transfers: TransferDesk | None = None,
         metrics: Metrics | None = None,
+        appender: Appender | None = None,
     ) -> None:
         self._pool = pool
+        self._appender = appender
         self._metrics = metrics or Metrics()
         self._transfers = transfers
         self._recording_announced = recording_announced
@@ -337,6 +340,9 @@ class CallDesk:
         """Store and chain ``rows`` (one statement), with an agent's news if a transfer watches."""
         watched = state is not None and state.transfer_id is not None and self._transfers is not None
         if not rows and not (news and watched):
+            return []
+        if not (news and watched) and self._appender is not None:
+            await self._appender.append(rows)  # with other calls' evidence, in one statement
             return []
         async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
             if not (news and watched):

@@ -26,6 +26,7 @@ from ivr.recording_fetcher import FetchPolicy, RecordingFetcher
 from ivr.security import SignatureCheck
 from ivr.transfers import TransferDesk
 from ivr.twiml import TwimlRenderer
+from storage.appender import appender
 from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
 from storage.postgres import connect, create_pool
@@ -178,13 +179,15 @@ async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     app[keys.SIGNATURES] = SignatureCheck(settings.auth_token, settings.base_url)
     renderer = TwimlRenderer(settings.base_url, {"agents": settings.agent_target})
-    app[keys.CALL_DESK] = CallDesk(
-        app[keys.PG_POOL],
-        app[keys.SESSIONS],
-        app[keys.FLOWS],
-        renderer,
-        app[keys.RECORDING_FETCHER].wake,
-        app[keys.TRANSFER_DESK],
-        app[keys.METRICS],
-    )
-    yield
+    async with appender(app[keys.PG_POOL]) as writing:
+        app[keys.CALL_DESK] = CallDesk(
+            app[keys.PG_POOL],
+            app[keys.SESSIONS],
+            app[keys.FLOWS],
+            renderer,
+            app[keys.RECORDING_FETCHER].wake,
+            app[keys.TRANSFER_DESK],
+            app[keys.METRICS],
+            writing,
+        )
+        yield

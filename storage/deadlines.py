@@ -7,6 +7,7 @@ the UTC date the revocation was received; the deadline is the Nth business day a
 
 from __future__ import annotations
 
+import functools
 from datetime import date, timedelta
 
 import holidays
@@ -14,6 +15,7 @@ import holidays
 __all__ = ["honor_deadline"]
 
 
+@functools.lru_cache(maxsize=64)  # one answer per day and purpose; building the calendar is slow
 def honor_deadline(received: date, business_days: int) -> date:
     federal = holidays.US(years=range(received.year, received.year + 2 + business_days // 200))
     day, counted = received, 0

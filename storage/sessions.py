@@ -161,8 +161,21 @@ class Turn:
     left: bool = False
 
 
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(CallState))
+_STATE_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(CallState) if f.default is not dataclasses.MISSING
+}
+_ABSENT = object()
+
+
 def _state_fields(state: CallState) -> dict[str, Any]:
-    return dataclasses.asdict(state)
+    """The state's fields that differ from their defaults (the rest are left out: a smaller session)."""
+    fields = {}
+    for name in _STATE_FIELDS:
+        value = getattr(state, name)
+        if _STATE_DEFAULTS.get(name, _ABSENT) != value:
+            fields[name] = value
+    return fields
 
 
 def encode_session(session: Session, rev: str) -> str:
@@ -212,13 +225,19 @@ def decode_session(raw: str) -> Session | None:
     return Session(state, pending, token, body.get("a"), raw[:REV_LENGTH])
 
 
+_DECODERS = {
+    "trail": tuple,
+    "spoken": tuple,
+    "action": Decision,
+    "channel": Channel,
+    "identification": Identification,
+}
+
+
 def _decode_state(fields: dict[str, Any]) -> CallState:
-    fields["trail"] = tuple(fields["trail"])
-    fields["spoken"] = tuple(fields["spoken"])
-    if fields["action"] is not None:
-        fields["action"] = Decision(fields["action"])
-    fields["channel"] = Channel(fields["channel"])
-    fields["identification"] = Identification(fields["identification"])
+    for name, decode in _DECODERS.items():
+        if fields.get(name) is not None:
+            fields[name] = decode(fields[name])
     return CallState(**fields)
 
 
