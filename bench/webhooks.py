@@ -109,7 +109,7 @@ def wrk(url: str, concurrency: int, seconds: float, pid: int) -> dict:
         script.write(WRK_SCRIPT)
     before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_of([pid])
     done = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script.name, url],
         capture_output=True,
         text=True,
         check=True,
@@ -250,15 +250,17 @@ async def live_with_census(url: str, opts: argparse.Namespace, pid: int, redis_u
 
 
 async def processes(opts: argparse.Namespace, admin, server_dsn: str, redis_url: str, results: dict) -> None:
-    """Whole calls on one process and on two (SO_REUSEPORT), nothing pinned: the same driver for both."""
+    """Menu steps and commits on one process and on two (SO_REUSEPORT), nothing pinned, the same driver."""
     url = "http://127.0.0.1:18300"
     async with fresh_database(admin, server_dsn) as dsn:
         for workers in (1, 2):
             serve = [sys.executable, "-m", "ivr", "serve", "--port", "18300", "--workers", str(workers)]
             async with server(serve, ours_env(dsn, redis_url, url), url + "/twilio/status", core=None) as proc:
                 pids = [proc.pid] if workers == 1 else children_of(proc.pid)
-                figures = drive("calls", url, opts.concurrency, opts.seconds, pids, core=None)["calls"]
-                results[f"ours: whole calls, {workers} process{'es' if workers > 1 else ''}, unpinned"] = figures
+                figures = drive("steps", url, opts.concurrency, opts.seconds, pids, core=None)
+                label = f"{workers} process{'es' if workers > 1 else ''}, unpinned"
+                results[f"ours: menu steps, {label}"] = figures["menu"]
+                results[f"ours: committing confirms, {label}"] = figures["commit"]
 
 
 async def run_all(opts: argparse.Namespace, admin, server_dsn: str, redis_url: str) -> None:
@@ -279,8 +281,9 @@ def report(opts: argparse.Namespace, results: dict[str, dict], census: dict) -> 
     print()
     print(f"menu step / baseline (c):            {r['ours: menu steps'] / r['baseline (c)']:.2f}x")
     print(f"committing confirm / baseline (d):   {r['ours: committing confirms'] / r['baseline (d)']:.2f}x")
-    two, one = r["ours: whole calls, 2 processes, unpinned"], r["ours: whole calls, 1 process, unpinned"]
-    print(f"2 processes / 1 process:             {two / one:.2f}x")
+    for kind in ("menu steps", "committing confirms"):
+        two, one = r[f"ours: {kind}, 2 processes, unpinned"], r[f"ours: {kind}, 1 process, unpinned"]
+        print(f"2 processes / 1 process, {kind + ':':<20} {two / one:.2f}x")
     full = r["ours: menu steps"]
     print(f"metrics cost (menu steps):           {(1 - full / r['ours: menu steps without metrics']) * 100:+.1f}%")
     print(f"logs cost (menu steps):              {(1 - full / r['ours: menu steps without logs']) * 100:+.1f}%")
