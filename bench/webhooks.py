@@ -109,7 +109,8 @@ def wrk(url: str, concurrency: int, seconds: float, pid: int) -> dict:
         script.write(WRK_SCRIPT)
     before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_of([pid])
     done = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script.name, url],
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency"]
+        + ["-s", script.name, url],
         capture_output=True,
         text=True,
         check=True,
