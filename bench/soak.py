@@ -45,7 +45,7 @@ from storage.embedded import embedded_postgres, embedded_redis  # noqa: E402
 TOKEN = "soak-" + secrets.token_hex(8)
 FLAT_WITHIN = 0.10
 # Key prefixes the service writes (storage/keys.py and its neighbours), for the census.
-KEY_KINDS = ("ivr:call:", "ivr:idem:", "ivr:lock:", "ivr:web:", "ivr:rate:", "ivr:")
+KEY_KINDS = ("ivr:call:", "ivr:lock:", "ivr:web:", "ivr:rate:", "ivr:")
 
 
 @dataclass

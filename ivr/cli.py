@@ -28,7 +28,7 @@ from ivr.customer_import import parse_customers, with_hashed_pins
 from ivr.exporting import ReceiptWriter
 from ivr.flow_catalog import DEFAULT_FLOW, deployed_flows, purpose_rules
 from ivr.kdf import hash_secret
-from ivr.logs import configure_logging
+from ivr.logs import AccessLog, configure_logging
 from ivr.receipts import build_receipt, withdrawal_codes
 from ivr.resources import postgres_ctx, postgres_server_ctx
 from ivr.routes import STATUS_PATH, VOICE_PATH
@@ -95,7 +95,7 @@ async def _serve_until_signalled(app: web.Application, host: str, port: int, reu
     SIGINT on top of the one a supervisor forwards) kills the handlers mid-answer. Here
     the drain always runs to its end and further signals change nothing.
     """
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, keepalive_timeout=75)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, keepalive_timeout=75, access_log_class=AccessLog)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

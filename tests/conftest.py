@@ -26,7 +26,7 @@ from aiohttp.test_utils import unused_port
 from ivr import keys
 from ivr.app import create_app
 from ivr.kdf import hash_secret
-from ivr.logs import configure_logging
+from ivr.logs import AccessLog, configure_logging
 from ivr.settings import Settings
 from storage.customers import Customer, upsert_customer
 from storage.embedded import embedded_postgres, embedded_redis
@@ -116,7 +116,7 @@ class Service:
 async def running_service(storage: Storage, port: int, **overrides: str) -> AsyncIterator[Service]:
     """The service built by its factory, listening on loopback ``port`` until the block ends."""
     app = create_app(service_settings(storage, port, **overrides))
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=AccessLog)  # as `ivr serve` logs
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
