@@ -33,3 +33,4 @@ clean:
 bench: install
 	$(BIN)/python bench/webhooks.py $(BENCH_ARGS)
 	$(BIN)/python bench/ledger_append.py $(BENCH_ARGS_LEDGER)
+	$(BIN)/python bench/observability_cost.py

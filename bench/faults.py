@@ -11,6 +11,13 @@ own faults (tests/process_faults.py), each with `ivr serve` processes of its own
 two processes behind a load balancer killed with SIGKILL; SIGTERM under load, for one
 process and for `--workers 2`, then started again. Prints the invariants of each, then
 runs `ivr verify`. ``--only`` runs the scenarios whose names contain WORDS.
+
+    python bench/faults.py --system-postgres postgresql://postgres@127.0.0.1:5432/postgres
+
+adds the machine's own Postgres server (a Debian cluster, ``--system-cluster "15 main"``)
+stopped for 3 s mid-run with pg_ctlcluster and started again, on a database of the
+run's own there (needs the rights to stop that server; it is started again whatever
+happens).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -153,8 +160,12 @@ def process_faults_ok(figures: dict[str, object]) -> bool:
 async def run_service_faults(opts: argparse.Namespace, data: Path, dsn: str, redis: OwnRedis) -> dict[str, dict]:
     """The storage faults, against one `ivr serve` process."""
     faults = {name: f for name, f in make_faults(data / "postgres", dsn, redis).items() if opts.only in name}
-    if not faults:
-        return {}
+    return await run_faults(opts, data, dsn, redis, faults) if faults else {}
+
+
+async def run_faults(
+    opts: argparse.Namespace, data: Path, dsn: str, redis: OwnRedis, faults: dict[str, object]
+) -> dict[str, dict]:
     port = 18400
     url = f"http://127.0.0.1:{port}"
     env = os.environ | {
@@ -200,11 +211,56 @@ async def run_service_faults(opts: argparse.Namespace, data: Path, dsn: str, red
     return results
 
 
+async def run_system_postgres(opts: argparse.Namespace, data: Path, redis: OwnRedis) -> dict[str, dict]:
+    """The machine's own Postgres server (a Debian cluster) stopped for 3 s mid-run and started
+    again with pg_ctlcluster; a database of the run's own on it, dropped afterwards."""
+    version, cluster = opts.system_cluster.split()
+    control = ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster]
+
+    async def stop_system_postgres() -> None:
+        try:
+            await asyncio.to_thread(subprocess.run, [*control, "stop", "-m", "fast"], check=True)
+            await asyncio.sleep(3)
+        finally:  # whatever happens, the machine's server comes back
+            await asyncio.to_thread(subprocess.run, [*control, "start"], check=True)
+
+    name = "ivr_faults_" + secrets.token_hex(4)
+    admin = await connect(opts.system_postgres)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = urlunsplit(urlsplit(opts.system_postgres)._replace(path="/" + name))
+    try:
+        faults = {"machine's Postgres server stopped 3 s (pg_ctlcluster)": stop_system_postgres}
+        results = await run_faults(opts, data, dsn, redis, faults)
+        conn = await connect(dsn)
+        try:
+            report = await verify_ledger(conn)
+        finally:
+            await conn.close()
+        for figures in results.values():
+            figures["ivr verify afterwards"] = f"{'intact' if report.intact else report.first_break}, {report.entries}"
+        return results
+    finally:
+        admin = await connect(opts.system_postgres)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def verify_embedded(dsn: str):
+    conn = await connect(dsn)
+    try:
+        return await verify_ledger(conn)
+    finally:
+        await conn.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--only", default="", help="run only the scenarios whose names contain this")
+    parser.add_argument("--system-postgres", help="also stop and start the machine's Postgres (superuser DSN)")
+    parser.add_argument("--system-cluster", default="15 main", help="its Debian cluster: VERSION NAME")
     opts = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="ivr-faults-"))
     redis = OwnRedis(data)
@@ -218,11 +274,9 @@ async def main() -> None:
                     started = time.perf_counter()
                     figures = await scenario(store, dict(os.environ), calls=opts.calls, concurrency=opts.concurrency)
                     results[name] = figures | {"seconds": round(time.perf_counter() - started, 1)}
-            conn = await connect(dsn)
-            try:
-                report = await verify_ledger(conn)
-            finally:
-                await conn.close()
+            report = await verify_embedded(dsn) if results else None
+            if opts.system_postgres:
+                results |= await run_system_postgres(opts, data, redis)
         finally:
             # The Postgres restarted by the "stopped" scenario is not pgserver's to stop.
             user = "pgserver" if os.geteuid() == 0 else None
@@ -230,21 +284,23 @@ async def main() -> None:
                 pg_ctl(["-w", "stop", "-m", "fast"], pgdata=data / "postgres", user=user)
             redis.stop()
     for name, figures in results.items():
-        figures.pop("ivr verify intact")
+        figures.pop("ivr verify intact", None)
         print(f"\n== {name}")
         for key, value in figures.items():
             print(f"   {key:<50} {value}")
-    print(f"\nivr verify afterwards: {'intact' if report.intact else report.first_break}, {report.entries} entries")
+    if report is not None:
+        print(f"\nivr verify afterwards: {'intact' if report.intact else report.first_break}, {report.entries} entries")
     print(
         json.dumps(
             {
-                "ok": report.intact
+                "ok": (report is None or report.intact)
                 and all(
                     f["confirmed but missing"] == 0
                     and f["duplicate decisions"] == 0
                     and f["HTTP 5xx to Twilio"] == 0
                     and f["decided although told nothing was recorded"] == 0
                     and process_faults_ok(f)
+                    and str(f.get("ivr verify afterwards", "intact")).startswith("intact")
                     for f in results.values()
                 )
             }

@@ -221,7 +221,7 @@ def report(opts: argparse.Namespace, tally: Tally, samples: list[Sample], before
         f"({grew / max(tally.completed, 1):.0f} bytes per completed call; the whole server, shared or not)"
     )
     print(f"Redis keys before: {_keys(before)}")
-    print(f"Redis keys after:  {_keys(after)}  (sessions live 5 h, idempotency answers 10 min: see storage/keys.py)")
+    print(f"Redis keys after:  {_keys(after)}  (sessions: 5 h after a live call's last webhook, 2 min once ended)")
     word, base, last, slope = verdict(samples, opts.warmup_s)
     change = (last.rss_mb - base.rss_mb) / base.rss_mb * 100
     print(
