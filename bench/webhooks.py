@@ -221,11 +221,15 @@ async def ours(opts: argparse.Namespace, admin, server_dsn: str, redis_url: str,
     census: dict = {}
     async with fresh_database(admin, server_dsn) as dsn:
         async with server(serve, ours_env(dsn, redis_url, url), url + "/twilio/status") as proc:
-            steps = drive("steps", url, opts.concurrency, opts.seconds, [proc.pid])
-            results["ours: menu steps"], results["ours: committing confirms"] = steps["menu"], steps["commit"]
+            # The latency scenario twice: on a fresh service, and again after the closed loops.
             live, census = await live_with_census(url, opts, proc.pid, redis_url)
             for kind in ("dial", "menu", "commit"):
                 results[f"ours, {opts.live_calls} callers on the line: {kind}"] = live[kind]
+            steps = drive("steps", url, opts.concurrency, opts.seconds, [proc.pid])
+            results["ours: menu steps"], results["ours: committing confirms"] = steps["menu"], steps["commit"]
+            live, _ = await live_with_census(url, opts, proc.pid, redis_url)
+            for kind in ("menu", "commit"):
+                results[f"ours, {opts.live_calls} callers on the line, again: {kind}"] = live[kind]
             results["ours: whole calls"] = drive("calls", url, opts.concurrency, opts.seconds, [proc.pid])["calls"]
     return census
 
