@@ -9,6 +9,7 @@ from aiohttp import web
 from ivr import keys
 from ivr.auth import auth_middleware, page_middleware
 from ivr.errors import error_middleware
+from ivr.forwarded import forwarded_middleware
 from ivr.keys import METRICS
 from ivr.metrics import Metrics
 from ivr.observability import metrics_middleware
@@ -33,7 +34,7 @@ CLIENT_MAX_SIZE = 256 * 1024
 def create_app(settings: Settings) -> web.Application:
     timing = [metrics_middleware] if settings.metrics_enabled else []
     app = web.Application(
-        middlewares=[*timing, error_middleware, auth_middleware, page_middleware],
+        middlewares=[forwarded_middleware, *timing, error_middleware, auth_middleware, page_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("ivr", "templates"), autoescape=True)

@@ -7,6 +7,7 @@ variable the operator has to fix. Secrets are ``SecretStr`` and never shown in a
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,6 +93,16 @@ def _number_flows(value: object) -> object:
     return mapping
 
 
+def _trusted_proxies(value: object) -> object:
+    """``10.0.0.0/8,192.0.2.7`` -> networks whose ``X-Forwarded-For`` is believed."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return [ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValueError(f"must be IP addresses or networks separated by commas ({exc})") from None
+
+
 # 47 CFR 64.2009: CPNI approval records are kept at least a year after they stop applying.
 MIN_CPNI_RETENTION_DAYS = 365
 
@@ -153,6 +164,11 @@ class Settings(BaseModel):
     dev_mode: bool = Field(default=False, alias="IVR_DEV")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "console"] | None = Field(default=None, alias="LOG_FORMAT")
+    # The reverse proxies in front of the service (docker-compose's nginx): only their
+    # X-Forwarded-For names the client, for rate limits and the access log.
+    trusted_proxies: Annotated[
+        list[ipaddress.IPv4Network | ipaddress.IPv6Network], BeforeValidator(_trusted_proxies)
+    ] = Field(default_factory=list, alias="TRUSTED_PROXIES")
     # Off only to measure what the webhook timing costs (bench/webhooks.py); /metrics then 404s.
     metrics_enabled: bool = Field(default=True, alias="METRICS_ENABLED")
     # Per process: Postgres's max_connections must cover this times every process of every host.
