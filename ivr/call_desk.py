@@ -392,8 +392,8 @@ class CallDesk:
         self, flow: Flow, outcome: Outcome, token: str, answer: str, pending: tuple[PendingPress, ...] = ()
     ) -> Session:
         """The session after ``outcome``; the answer is kept only if the state cannot replay it."""
-        replayed = self._renderer.render(engine.replay(flow, outcome.state))
-        return Session(outcome.state, pending, token, None if replayed == answer else answer)
+        replayable = engine.replay(flow, outcome.state) == outcome.instruction
+        return Session(outcome.state, pending, token, None if replayable else answer)
 
     async def _answer_of(self, session: Session) -> str:
         """What the webhook that moved the call last was told."""

@@ -25,11 +25,14 @@ async def test_two_workers_share_the_port_and_a_call_hops_between_them(tmp_path:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
             await wait_ready(http, base_url, proc)
             pids = set()
-            for _ in range(60):
+            # The second worker may still be starting (migrations checked, flows stored) when
+            # the first answers: keep asking for a while, not just a burst.
+            for _ in range(200):
                 async with http.get(base_url + "/healthz") as resp:
                     pids.add((await resp.json())["pid"])
                 if len(pids) > 1:
                     break
+                await asyncio.sleep(0.05)
             token = (tmp_path / "var" / "dev-twilio-auth-token").read_text().strip()
             call = FakeTwilio(http, base_url, token).call()
             await call.dial()
