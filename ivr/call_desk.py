@@ -45,6 +45,7 @@ from ivr.metrics import Metrics
 from ivr.transfers import TransferDesk, transfer_news
 from ivr.twiml import TwimlRenderer
 from storage.appender import Appender
+from storage.deferred_endings import DeferredEndings
 from storage.evidence import (
     CallEnding,
     CallRecord,
@@ -96,9 +97,11 @@ class CallDesk:
         transfers: TransferDesk | None = None,
         metrics: Metrics | None = None,
         appender: Appender | None = None,
+        deferred: DeferredEndings | None = None,
     ) -> None:
         self._pool = pool
         self._appender = appender
+        self._deferred = deferred
         self._metrics = metrics or Metrics()
         self._transfers = transfers
         self._recording_announced = recording_announced
@@ -235,7 +238,36 @@ class CallDesk:
         return await self._leave(turn, flow, outcome, token)
 
     async def end_call(self, ending: CallEnding) -> None:
-        """The call is over: store the keypresses still held, and how (and where) it ended."""
+        """The call is over: store the keypresses still held, and how (and where) it ended.
+
+        Twilio reports an ending once; if it cannot be stored now it waits in Redis, with
+        the call's session, for ``store_deferred_endings`` to store it later.
+        """
+        try:
+            await self.store_ending(ending)
+        except STORAGE_ERRORS:
+            if self._deferred is None:
+                raise
+            log.exception("call_ending_deferred", call_sid=ending.call_sid)
+            await self._deferred.add(ending)
+
+    async def store_deferred_endings(self) -> int:
+        """Store the endings that waited for Postgres, oldest first; how many were stored."""
+        stored = 0
+        while self._deferred is not None and (ending := await self._deferred.take()) is not None:
+            try:
+                await self.store_ending(ending)
+            except asyncpg.IntegrityConstraintViolationError:
+                # Refused for what it is (a call this database never saw): retrying cannot help.
+                log.exception("deferred_ending_refused", call_sid=ending.call_sid)
+                continue
+            except STORAGE_ERRORS:
+                await self._deferred.add(ending)  # still no Postgres: try again later
+                break
+            stored += 1
+        return stored
+
+    async def store_ending(self, ending: CallEnding) -> None:
         session, _ = await self._sessions.load(ending.call_sid, "")
         if session is None:
             await self._commit([call_ending_row(ending, ())])

@@ -27,6 +27,7 @@ from ivr.security import SignatureCheck
 from ivr.transfers import TransferDesk
 from ivr.twiml import TwimlRenderer
 from storage.appender import appender
+from storage.deferred_endings import DeferredEndings
 from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
 from storage.postgres import connect, create_pool
@@ -175,6 +176,22 @@ async def transfers_ctx(app: web.Application) -> AsyncIterator[None]:
         await calls.close()
 
 
+# How often a process looks for call endings that waited for Postgres.
+DEFERRED_ENDINGS_EVERY_S = 5.0
+
+
+async def _store_deferred_endings(desk: CallDesk) -> None:
+    while True:
+        await asyncio.sleep(DEFERRED_ENDINGS_EVERY_S)
+        try:
+            stored = await desk.store_deferred_endings()
+        except Exception:  # noqa: BLE001 - Redis away too: the next round tries again
+            log.exception("deferred_endings_not_stored")
+            continue
+        if stored:
+            log.info("deferred_endings_stored", count=stored)
+
+
 async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     app[keys.SIGNATURES] = SignatureCheck(settings.auth_token, settings.base_url)
@@ -189,5 +206,12 @@ async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
             app[keys.TRANSFER_DESK],
             app[keys.METRICS],
             writing,
+            DeferredEndings(app[keys.REDIS]),
         )
-        yield
+        retrying = asyncio.create_task(_store_deferred_endings(app[keys.CALL_DESK]))
+        try:
+            yield
+        finally:
+            retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrying

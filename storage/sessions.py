@@ -162,9 +162,7 @@ class Turn:
 
 
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(CallState))
-_STATE_DEFAULTS = {
-    f.name: f.default for f in dataclasses.fields(CallState) if f.default is not dataclasses.MISSING
-}
+_STATE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CallState) if f.default is not dataclasses.MISSING}
 _ABSENT = object()
 
 

@@ -7,6 +7,8 @@ import asyncio
 import asyncpg
 
 from flows.loader import builtin_flows
+from ivr import keys
+from storage.deferred_endings import DEFERRED_ENDINGS_KEY
 from tests.conftest import Storage
 from tests.fake_twilio import FakeTwilio
 
@@ -51,3 +53,28 @@ async def test_when_postgres_is_unreachable_the_caller_hears_nothing_was_recorde
     assert answer.status == 200
     assert answer.says == [SYSTEM_ERROR]
     assert answer.hangs_up
+
+
+async def test_an_ending_reported_while_postgres_is_stuck_is_stored_once_it_answers(
+    storage: Storage, service, twilio: FakeTwilio, db
+) -> None:
+    call = twilio.call()
+    await call.dial()
+    await call.keys("2")  # a menu keypress, still in the call's session
+
+    blocker = await asyncpg.connect(storage.database_url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE call_endings IN EXCLUSIVE MODE")
+            ack = await call.hang_up()  # its statement times out behind the lock
+    finally:
+        await blocker.close()
+
+    assert ack.status == 200
+    assert await db.fetchval("SELECT count(*) FROM call_endings WHERE call_sid = $1", call.call_sid) == 0
+    assert await service.app[keys.REDIS].lrange(DEFERRED_ENDINGS_KEY, 0, -1)  # kept, not lost
+    await service.app[keys.CALL_DESK].store_deferred_endings()  # what the service does every few seconds
+
+    ending = await db.fetchrow("SELECT * FROM call_endings WHERE call_sid = $1", call.call_sid)
+    assert (ending["status"], ending["abandoned_at_step"]) == ("completed", "telemarketing_choice")
+    assert await db.fetchval("SELECT count(*) FROM keypresses WHERE call_sid = $1", call.call_sid) == 1
