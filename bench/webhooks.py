@@ -40,23 +40,15 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.drive import server_cpu as cpu_of  # noqa: E402
 from storage.embedded import embedded_postgres, embedded_redis  # noqa: E402
 from storage.keys import CALL_SESSION_TTL_S  # noqa: E402
 
 TOKEN = "bench-" + secrets.token_hex(8)
-TICKS = os.sysconf("SC_CLK_TCK")
 FORM = "AccountSid=AC0&CallSid=CA00000000000000000000000000000000&Digits=1&From=%2B14155550100&To=%2B18005550199"
 WRK_SCRIPT = (
     f'wrk.method = "POST"\nwrk.body = "{FORM}"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
 )
-
-
-def cpu_of(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
 
 
 def children_of(pid: int) -> list[int]:

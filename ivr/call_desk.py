@@ -58,7 +58,7 @@ from storage.evidence import (
     next_seq,
     recording_status_row,
 )
-from storage.ledger import EvidenceRow, append, chained
+from storage.ledger import EvidenceRow, chained
 from storage.recordings import enqueue_fetch
 from storage.sessions import CallSessions, PendingPress, Session, StepResult, Turn
 from storage.transfers import FINAL_KINDS, load_transfer
@@ -96,7 +96,8 @@ class CallDesk:
         recording_announced: Callable[[], None] = lambda: None,
         transfers: TransferDesk | None = None,
         metrics: Metrics | None = None,
-        appender: Appender | None = None,
+        *,
+        appender: Appender,
         deferred: DeferredEndings | None = None,
     ) -> None:
         self._pool = pool
@@ -369,21 +370,15 @@ class CallDesk:
         state: CallState | None = None,
         news: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> list[dict[str, Any]]:
-        """Store and chain ``rows`` (one statement), with an agent's news if a transfer watches."""
-        watched = state is not None and state.transfer_id is not None and self._transfers is not None
-        if not rows and not (news and watched):
-            return []
-        if not (news and watched) and self._appender is not None:
-            await self._appender.append(rows)  # with other calls' evidence, in one statement
-            return []
-        async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
-            if not (news and watched):
-                await append(conn, rows)
-                return []
-            assert state is not None and state.transfer_id is not None and self._transfers is not None
-            async with chained(conn) as chain:
+        """Store and chain ``rows``, with an agent's news if a transfer watches (then in a transaction
+        of their own, as the news rows' ids are needed); otherwise with other calls' evidence."""
+        if news and state is not None and state.transfer_id is not None and self._transfers is not None:
+            async with self._pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn, chained(conn) as chain:
                 chain.add(rows)
                 return await self._transfers.store(chain, UUID(state.transfer_id), news)
+        if rows:
+            await self._appender.append(rows)
+        return []
 
     async def _publish(self, state: CallState, events: list[dict[str, Any]]) -> None:
         """Tell a watching agent; the events are already stored, so a Redis failure only delays them."""

@@ -205,8 +205,8 @@ async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
             app[keys.RECORDING_FETCHER].wake,
             app[keys.TRANSFER_DESK],
             app[keys.METRICS],
-            writing,
-            DeferredEndings(app[keys.REDIS]),
+            appender=writing,
+            deferred=DeferredEndings(app[keys.REDIS]),
         )
         retrying = asyncio.create_task(_store_deferred_endings(app[keys.CALL_DESK]))
         try:
