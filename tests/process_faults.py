@@ -242,6 +242,23 @@ async def one_of_two_killed(
     }
 
 
+# The ledger held just before and after the signal: short of the service's statement
+# timeout, so the webhooks caught behind it are answered "recorded", not timed out.
+HOLD_BEFORE_SIGTERM_S = 0.3
+HOLD_AFTER_SIGTERM_S = 1.0
+
+
+@contextlib.asynccontextmanager
+async def ledger_held(database_url: str):
+    conn = await connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE ledger IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await conn.close()
+
+
 async def drained_on_sigterm(
     store: Store, environ: dict[str, str], *, calls: int, concurrency: int, workers: int = 1, seed: int = 13
 ) -> dict[str, object]:
@@ -259,8 +276,13 @@ async def drained_on_sigterm(
 
     async def sigterm_then_restart() -> None:
         await well_under_way(balancers, calls)
-        stop["at"] = time.monotonic()
-        procs[0].send_signal(signal.SIGTERM)
+        async with ledger_held(store.database_url):
+            # Webhooks storing evidence now wait behind the lock: the signal finds them in
+            # flight however fast the service answers, and the drain has to wait for them.
+            await asyncio.sleep(HOLD_BEFORE_SIGTERM_S)
+            stop["at"] = time.monotonic()
+            procs[0].send_signal(signal.SIGTERM)
+            await asyncio.sleep(HOLD_AFTER_SIGTERM_S)
         stop["exit code"] = await asyncio.wait_for(procs[0].wait(), bound)
         stop["exited"] = time.monotonic()
         # Nothing runs now: whatever the stop left in the ledger is all there is, and an

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import secrets
 import zipfile
 
 import aiohttp
@@ -19,7 +20,7 @@ PASSWORD = "correct horse battery staple"
 
 
 async def staff_user(service, role: str = "staff") -> str:
-    name = f"{role}-{id(service) % 100000}-{role}"
+    name = f"{role}-{secrets.token_hex(4)}"  # id() of a collected object comes back: not unique
     async with service.pool.acquire() as conn:
         await create_user(conn, name, role, hash_secret(PASSWORD))
     return name
