@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp  # noqa: E402
 from yarl import URL  # noqa: E402
 
-from ivr.simulator import FakeCall, FakeTwilio  # noqa: E402
+from ivr.cli.simulator import FakeCall, FakeTwilio  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 THINK_S = (0.5, 1.5)

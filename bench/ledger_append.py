@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg  # noqa: E402
 
+from ivr.time_budget import POOL_ACQUIRE_S, QUERY_TIMEOUT_S  # noqa: E402
 from storage.appender import appender  # noqa: E402
 from storage.embedded import embedded_postgres  # noqa: E402
 from storage.ledger import Chain, EvidenceRow, append  # noqa: E402
@@ -89,7 +90,7 @@ async def concurrent(pool: asyncpg.Pool, events: int, label: str, write) -> None
 async def grouped(pool: asyncpg.Pool, events: int) -> None:
     """What the service does: webhooks hand rows to a shared appender (group commit)."""
     latencies: list[float] = []
-    async with appender(pool) as writing:
+    async with appender(pool, acquire_timeout_s=POOL_ACQUIRE_S) as writing:
 
         async def webhook(n: int) -> None:
             start = time.perf_counter()
@@ -111,7 +112,7 @@ async def bench(dsn: str, events: int) -> None:
     owner = await connect(dsn)
     await apply_migrations(owner)
     await owner.close()
-    pool = await create_pool(dsn, min_size=8, max_size=8)
+    pool = await create_pool(dsn, command_timeout_s=QUERY_TIMEOUT_S, min_size=8, max_size=8)
     try:
         solo = [await one(pool, n) for n in range(events)]
         holds = [h for _, h in solo]

@@ -42,12 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg  # noqa: E402
 
 from ivr.flow_catalog import deployed_flows, purpose_rules  # noqa: E402
+from ivr.time_budget import QUERY_TIMEOUT_S  # noqa: E402
+from storage.consent_search import accounts_for_phone  # noqa: E402
+from storage.consent_state import consent_state  # noqa: E402
 from storage.evidence import register_flow_version  # noqa: E402
 from storage.ledger import canonical_json, chained, entry_hash  # noqa: E402
-from storage.lookups import accounts_for_phone  # noqa: E402
 from storage.migrator import apply_migrations  # noqa: E402
 from storage.postgres import connect, create_pool  # noqa: E402
-from storage.state import consent_state  # noqa: E402
 from storage.verify import ledger_head  # noqa: E402
 
 BENCH_DB = "ivr_scale_bench"
@@ -499,7 +500,7 @@ async def time_lookups(pool: asyncpg.Pool, phones: list[str], rules: dict[str, i
 
 
 async def explain_lookup(dsn: str, phone: str, rules: dict[str, int | None]) -> None:
-    pool = await create_pool(dsn, min_size=1, max_size=1)
+    pool = await create_pool(dsn, command_timeout_s=QUERY_TIMEOUT_S, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
             recorder = _Recorder(conn)
@@ -522,7 +523,7 @@ async def lookup_bench(dsn: str, people: Population, samples: int, rng: random.R
     rules = purpose_rules(deployed_flows(None))
     chosen = rng.sample(people.people, min(samples, len(people.people)))
     phones = [p.phone for p in chosen]
-    pool = await create_pool(dsn, min_size=1, max_size=1)
+    pool = await create_pool(dsn, command_timeout_s=QUERY_TIMEOUT_S, min_size=1, max_size=1)
     try:
         warm = await time_lookups(pool, phones, rules)
         timings = await time_lookups(pool, phones, rules)

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import structlog  # noqa: E402
 
-from ivr.logs import configure_logging  # noqa: E402
-from ivr.metrics import Metrics  # noqa: E402
+from ivr.ops.logs import configure_logging  # noqa: E402
+from ivr.ops.metrics import Metrics  # noqa: E402
 
 
 def per_call_us(work, count: int) -> float:

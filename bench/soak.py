@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ivr.simulator import FakeTwilio  # noqa: E402
+from ivr.cli.simulator import FakeTwilio  # noqa: E402
 from storage.embedded import embedded_postgres, embedded_redis  # noqa: E402
 
 TOKEN = "soak-" + secrets.token_hex(8)

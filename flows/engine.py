@@ -249,7 +249,8 @@ def _answer_record(flow: Flow, state: CallState, step: Step, event: Event) -> Pr
     if event.ended_by == HUNG_UP:
         # The caller left mid-statement: the recording is kept, nothing follows from it,
         # and the call stays at this step, so its ending is marked abandoned here.
-        return Outcome(replace(state, seq=state.seq + 1), End((), flow.languages[state.lang]), (fact,))
+        moved = replace(state, seq=state.seq + 1)
+        return Outcome(moved, End((), flow.languages[state.lang]), (fact,), keep_answer=True)
     if event.duration_s < step.min_length_s:
         kept = _retry(flow, state, step, NoInput(event.seq), KeypressOutcome.NO_INPUT)
         return replace(kept, facts=(fact,) + kept.facts) if isinstance(kept, Outcome) else kept

@@ -282,9 +282,9 @@ def _all_prompts(flow: Flow) -> Iterator[tuple[str, Prompt]]:
                 yield f"step {step.id!r} {part}", getattr(step, part)
         retry = getattr(step, "retry", None)
         for part in ("on_invalid", "on_no_input"):
-            prompt = getattr(retry, part, None)
-            if prompt is not None:
-                yield f"step {step.id!r} {part}", prompt
+            retry_prompt = getattr(retry, part, None)
+            if retry_prompt is not None:
+                yield f"step {step.id!r} {part}", retry_prompt
 
 
 def _choices(step: Step) -> Mapping[str, Choice]:

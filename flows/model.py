@@ -653,6 +653,10 @@ class Outcome:
     instruction: Instruction
     facts: tuple[Fact, ...] = ()
     stale: bool = False
+    # True when the instruction cannot be rebuilt word for word from the state (the
+    # state has moved past it): the service must keep the answer it rendered, so a
+    # repeated webhook hears exactly the same.
+    keep_answer: bool = False
 
     @property
     def decides(self) -> bool:

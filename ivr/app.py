@@ -1,20 +1,26 @@
-"""The application factory: resources, middlewares, routes — nothing else."""
+"""The application factory: the root's resources and endpoints, and the three doors mounted.
+
+Each door is a sub-application with only the middlewares it needs (aiohttp's advice for
+large applications): ``/twilio`` (voice), ``/api`` (JSON), ``/staff`` (pages). The root
+keeps what every door shares — resources opened in ``cleanup_ctx``, the client address
+behind a trusted proxy, a fresh log context per request — and the probes and metrics.
+"""
 
 from __future__ import annotations
 
-import aiohttp_jinja2
-import jinja2
+from collections.abc import Iterator
+
 from aiohttp import web
 
-from ivr import keys
-from ivr.auth import auth_middleware, page_middleware
-from ivr.errors import error_middleware
-from ivr.forwarded import forwarded_middleware
-from ivr.keys import METRICS
-from ivr.metrics import Metrics
-from ivr.observability import metrics_middleware
+from ivr import appkeys
+from ivr.access.proxies import forwarded_middleware
+from ivr.api.door import PREFIX as API_PREFIX
+from ivr.api.door import api_app
+from ivr.ops.endpoints import healthz, metrics_page, readyz
+from ivr.ops.logs import fresh_log_context
+from ivr.ops.metrics import Metrics
 from ivr.resources import (
-    call_desk_ctx,
+    evidence_ctx,
     postgres_ctx,
     postgres_server_ctx,
     recordings_ctx,
@@ -22,26 +28,52 @@ from ivr.resources import (
     redis_server_ctx,
     transfers_ctx,
 )
-from ivr.routes import setup_routes
 from ivr.settings import Settings
+from ivr.staff.agent_page import agent_page
+from ivr.staff.door import PREFIX as STAFF_PREFIX
+from ivr.staff.door import staff_app
+from ivr.voice.context import call_desk_ctx
+from ivr.voice.door import PREFIX as VOICE_PREFIX
+from ivr.voice.door import voice_app
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "routes_of"]
 
 # Twilio's webhook bodies are a few KB; the API takes small JSON documents.
 CLIENT_MAX_SIZE = 256 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    timing = [metrics_middleware] if settings.metrics_enabled else []
-    app = web.Application(
-        middlewares=[forwarded_middleware, *timing, error_middleware, auth_middleware, page_middleware],
-        client_max_size=CLIENT_MAX_SIZE,
-    )
-    aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("ivr", "templates"), autoescape=True)
-    app[keys.SETTINGS] = settings
-    app[METRICS] = Metrics()
+    proxies = [forwarded_middleware] if settings.trusted_proxies else []
+    app = web.Application(middlewares=[*proxies, fresh_log_context], client_max_size=CLIENT_MAX_SIZE)
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.METRICS] = Metrics()
     app.cleanup_ctx.extend(
-        [postgres_server_ctx, redis_server_ctx, postgres_ctx, redis_ctx, recordings_ctx, transfers_ctx, call_desk_ctx]
+        [
+            postgres_server_ctx,
+            redis_server_ctx,
+            postgres_ctx,
+            redis_ctx,
+            recordings_ctx,
+            evidence_ctx,
+            transfers_ctx,
+            call_desk_ctx,
+        ]
     )
-    setup_routes(app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if settings.metrics_enabled:
+        app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/agent", agent_page)
+    app.add_subapp(VOICE_PREFIX, voice_app(settings))
+    app.add_subapp(API_PREFIX, api_app())
+    app.add_subapp(STAFF_PREFIX, staff_app())
     return app
+
+
+def routes_of(app: web.Application) -> Iterator[web.AbstractRoute]:
+    """Every route of the application, the doors' included (their paths with the prefix)."""
+    for resource in app.router.resources():
+        if isinstance(resource, web.PrefixedSubAppResource):
+            yield from routes_of(resource.get_info()["app"])
+            continue
+        yield from resource

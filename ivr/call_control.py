@@ -1,32 +1,42 @@
 """Moving live calls through Twilio's REST API (the ``twilio`` library, async client).
 
-Twilio's errors become ``CallControlError`` with the HTTP status our API should answer
-and a message an agent can act on; nothing waits longer than the timeout, and a 429 is
-retried a few times with backoff before giving up.
+Twilio's errors become ``CallControlError`` naming what failed (the call, Twilio, our
+configuration) and a message an agent can act on; each door decides what status that
+is. Nothing waits longer than the timeout, and a 429 is retried a few times with
+backoff before giving up.
 """
 
 from __future__ import annotations
 
 import asyncio
+from enum import StrEnum
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-__all__ = ["CallControl", "CallControlError"]
+__all__ = ["CallControl", "CallControlError", "CallControlFailure"]
 
 # Twilio's code for "Call is not in-progress. Cannot redirect."
 NOT_IN_PROGRESS = 21220
 RATE_LIMIT_RETRIES = (0.5, 1.5)  # seconds to wait before each retry of a 429
 
 
-class CallControlError(Exception):
-    """Twilio would not (or could not) move the call; ``status`` is what our API answers."""
+class CallControlFailure(StrEnum):
+    NOT_CONFIGURED = "not_configured"  # no TWILIO_ACCOUNT_SID: nothing can be moved
+    UNKNOWN_CALL = "unknown_call"  # Twilio knows no such call
+    NOT_IN_PROGRESS = "not_in_progress"  # the call has ended (or not begun)
+    RATE_LIMITED = "rate_limited"  # Twilio kept refusing with 429
+    UPSTREAM = "upstream"  # Twilio failed, refused our credentials, or could not be reached
 
-    def __init__(self, status: int, message: str) -> None:
+
+class CallControlError(Exception):
+    """Twilio would not (or could not) move the call, and why."""
+
+    def __init__(self, failure: CallControlFailure, message: str) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.failure, self.message = failure, message
 
 
 class CallControl:
@@ -43,7 +53,9 @@ class CallControl:
     async def redirect(self, call_sid: str, url: str) -> None:
         """Make Twilio fetch the call's next TwiML from ``url`` (POST)."""
         if self._account_sid is None:
-            raise CallControlError(503, "TWILIO_ACCOUNT_SID is not configured: calls cannot be moved")
+            raise CallControlError(
+                CallControlFailure.NOT_CONFIGURED, "TWILIO_ACCOUNT_SID is not configured: calls cannot be moved"
+            )
         for pause in (*RATE_LIMIT_RETRIES, None):
             try:
                 await self._client.calls(call_sid).update_async(url=url, method="POST")
@@ -54,18 +66,24 @@ class CallControl:
                     continue
                 raise _translated(exc, call_sid) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise CallControlError(502, f"could not reach Twilio ({type(exc).__name__})") from exc
+                raise CallControlError(
+                    CallControlFailure.UPSTREAM, f"could not reach Twilio ({type(exc).__name__})"
+                ) from exc
 
 
 def _translated(exc: TwilioRestException, call_sid: str) -> CallControlError:
     if exc.status == 404:
-        return CallControlError(404, f"Twilio knows no call {call_sid}")
+        return CallControlError(CallControlFailure.UNKNOWN_CALL, f"Twilio knows no call {call_sid}")
     if exc.code == NOT_IN_PROGRESS or (exc.status == 400 and "in-progress" in str(exc.msg)):
-        return CallControlError(409, f"call {call_sid} is not in progress (it may have ended)")
+        return CallControlError(
+            CallControlFailure.NOT_IN_PROGRESS, f"call {call_sid} is not in progress (it may have ended)"
+        )
     if exc.status in (401, 403):
-        return CallControlError(502, "Twilio refused our credentials (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)")
+        return CallControlError(
+            CallControlFailure.UPSTREAM, "Twilio refused our credentials (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)"
+        )
     if exc.status == 429:
-        return CallControlError(503, "Twilio is rate-limiting requests; try again shortly")
+        return CallControlError(CallControlFailure.RATE_LIMITED, "Twilio is rate-limiting requests; try again shortly")
     if exc.status >= 500:
-        return CallControlError(502, f"Twilio failed (HTTP {exc.status}); try again")
-    return CallControlError(502, f"Twilio refused the request: {exc.msg}")
+        return CallControlError(CallControlFailure.UPSTREAM, f"Twilio failed (HTTP {exc.status}); try again")
+    return CallControlError(CallControlFailure.UPSTREAM, f"Twilio refused the request: {exc.msg}")

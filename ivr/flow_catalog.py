@@ -8,6 +8,7 @@ import asyncpg
 
 from flows.loader import FlowDefinitionError, builtin_flows, parse_flow, parse_toml
 from flows.model import Flow
+from ivr.time_budget import POOL_ACQUIRE_S
 from storage.evidence import load_flow_definition, register_flow_version
 from storage.ledger import chained
 
@@ -91,7 +92,7 @@ class FlowCatalog:
     async def version(self, version: str, pool: asyncpg.Pool) -> Flow:
         flow = self._by_version.get(version)
         if flow is None:
-            async with pool.acquire() as conn:
+            async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:  # on a webhook's path
                 definition = await load_flow_definition(conn, version)
             if definition is None:
                 raise UnknownFlowVersion(version)

@@ -8,7 +8,6 @@ variable the operator has to fix. Secrets are ``SecretStr`` and never shown in a
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -27,7 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from ivr.receipts import Controller
+from ivr.destinations import is_flow_name, is_return_target
+from ivr.evidence.receipts import Controller
+from ivr.identifiers import ACCOUNT_SID, E164
 
 __all__ = ["ConfigError", "Settings"]
 
@@ -67,17 +68,10 @@ def _base_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
-_TARGET = re.compile(r"^(queue:[A-Za-z0-9_-]{1,64}|client:[A-Za-z0-9_.-]{1,128}|sip:\S{3,256}|\+[1-9]\d{6,14})$")
-
-
 def _connect_target(value: str) -> str:
-    if not _TARGET.match(value):
+    if not is_return_target(value):
         raise ValueError("must be queue:NAME, client:NAME, sip:URI or an E.164 number like +14155550100")
     return value
-
-
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_FLOW_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 def _number_flows(value: object) -> object:
@@ -87,7 +81,7 @@ def _number_flows(value: object) -> object:
     mapping: dict[str, str] = {}
     for pair in filter(None, (part.strip() for part in value.split(","))):
         number, _, flow = pair.partition("=")
-        if not _E164.match(number.strip()) or not _FLOW_NAME.match(flow.strip()):
+        if not E164.match(number.strip()) or not is_flow_name(flow.strip()):
             raise ValueError(f"{pair!r} is not NUMBER=flow-name (an E.164 number, a flow name)")
         mapping[number.strip()] = flow.strip()
     return mapping
@@ -114,7 +108,7 @@ def _retention_periods(value: object) -> object:
     periods: dict[str, int] = {}
     for pair in filter(None, (part.strip() for part in value.split(","))):
         purpose, _, days = pair.partition("=")
-        if not _FLOW_NAME.match(purpose.replace("_", "-")) or not days.strip().isdigit():
+        if not is_flow_name(purpose.replace("_", "-")) or not days.strip().isdigit():
             raise ValueError(f"{pair!r} is not purpose=days")
         periods[purpose.strip()] = int(days)
     if periods.get("cpni", MIN_CPNI_RETENTION_DAYS) < MIN_CPNI_RETENTION_DAYS:
@@ -134,7 +128,7 @@ class Settings(BaseModel):
         default=None, alias="REDIS_URL"
     )
     twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
-    twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID", pattern=r"^AC[0-9a-fA-F]{32}$")
+    twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID", pattern=ACCOUNT_SID.pattern)
     public_base_url: Annotated[str | None, AfterValidator(_base_url)] = Field(default=None, alias="PUBLIC_BASE_URL")
     twilio_api_base_url: Annotated[str, AfterValidator(_base_url)] = Field(
         default=DEFAULT_TWILIO_API_BASE_URL, alias="TWILIO_API_BASE_URL"

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from storage.ledger import EvidenceRow, append
 
@@ -26,8 +27,6 @@ __all__ = ["Appender", "appender"]
 MAX_BATCH_ROWS = 1_000
 # Two writers: one batch inserts while the other holds the ledger lock and flushes.
 WRITERS = 2
-# Waiting longer than this for a pooled connection would eat Twilio's 15-second budget.
-ACQUIRE_TIMEOUT_S = 3.0
 
 _Waiting = tuple[list[EvidenceRow], asyncio.Future[None]]
 
@@ -35,8 +34,10 @@ _Waiting = tuple[list[EvidenceRow], asyncio.Future[None]]
 class Appender:
     """Appends evidence for many webhooks at once; ``append`` returns once its rows are committed."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout_s: float) -> None:
         self._pool = pool
+        # Webhooks wait on these appends: the caller's time budget bounds the wait for a connection.
+        self._acquire_timeout_s = acquire_timeout_s
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
         self.statements = 0  # how many statements carried the appends (for tests and benchmarks)
 
@@ -63,7 +64,7 @@ class Appender:
 
     async def _write(self, batch: list[_Waiting]) -> None:
         try:
-            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            async with self._pool.acquire(timeout=self._acquire_timeout_s) as conn:
                 try:
                     await self._append(conn, [row for rows, _ in batch for row in rows])
                     _settle(batch, None)
@@ -76,7 +77,7 @@ class Appender:
         except Exception as failed:  # noqa: BLE001 - handed to every waiting webhook, which decides
             _settle(batch, failed)
 
-    async def _write_alone(self, conn: asyncpg.Connection, waiting: _Waiting) -> None:
+    async def _write_alone(self, conn: PoolConnectionProxy[asyncpg.Record], waiting: _Waiting) -> None:
         rows, done = waiting
         try:
             await self._append(conn, rows)
@@ -84,7 +85,7 @@ class Appender:
         except asyncpg.PostgresError as refused:
             _settle([waiting], refused)
 
-    async def _append(self, conn: asyncpg.Connection, rows: list[EvidenceRow]) -> None:
+    async def _append(self, conn: PoolConnectionProxy[asyncpg.Record], rows: list[EvidenceRow]) -> None:
         self.statements += 1
         await append(conn, rows)
 
@@ -105,9 +106,9 @@ def _settle(batch: list[_Waiting], failed: BaseException | None) -> None:
 
 
 @contextlib.asynccontextmanager
-async def appender(pool: asyncpg.Pool) -> AsyncIterator[Appender]:
+async def appender(pool: asyncpg.Pool, *, acquire_timeout_s: float) -> AsyncIterator[Appender]:
     """An appender whose writers run until the block ends (after the web server has drained)."""
-    writing = Appender(pool)
+    writing = Appender(pool, acquire_timeout_s=acquire_timeout_s)
     task = asyncio.create_task(writing.run())
     try:
         yield writing

@@ -17,7 +17,7 @@ __all__ = ["honor_deadline"]
 
 @functools.lru_cache(maxsize=64)  # one answer per day and purpose; building the calendar is slow
 def honor_deadline(received: date, business_days: int) -> date:
-    federal = holidays.US(years=range(received.year, received.year + 2 + business_days // 200))
+    federal = holidays.country_holidays("US", years=range(received.year, received.year + 2 + business_days // 200))
     day, counted = received, 0
     while counted < business_days:
         day += timedelta(days=1)

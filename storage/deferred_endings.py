@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -30,7 +31,8 @@ class DeferredEndings:
 
     async def take(self) -> CallEnding | None:
         """The oldest ending waiting (removed from the list: put it back if it fails again)."""
-        raw = await self._redis.lpop(DEFERRED_ENDINGS_KEY)
+        # Without a count LPOP answers one element (or None), a str as the client decodes responses.
+        raw = cast("str | None", await self._redis.lpop(DEFERRED_ENDINGS_KEY))
         return CallEnding(**json.loads(raw)) if raw else None
 
     async def waiting(self) -> int:

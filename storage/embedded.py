@@ -30,11 +30,12 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         # pgserver looks up $XDG_RUNTIME_DIR at import and warns when it is unset
         # (containers, CI); it falls back to /tmp, which is what we want.
         warnings.simplefilter("ignore")
-        import pgserver
+        # Imported from where it is defined: the package re-exports it only implicitly.
+        from pgserver.postgres_server import get_server
 
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = get_server(pgdata, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 __all__ = [
     "CALL_LOCK_RENEW_S",
     "CALL_LOCK_TTL_MS",
-    "CALL_LOCK_WAIT_S",
     "CALL_SESSION_TTL_S",
     "ENDED_SESSION_TTL_S",
     "lock_key",
@@ -27,11 +26,10 @@ ENDED_SESSION_TTL_S = 120
 # One committing webhook of a call at a time. The holder renews its lock every
 # CALL_LOCK_RENEW_S while it works, so a live handler never loses it however slow
 # Postgres is, and a killed process's lock lapses within seconds: a copy of the webhook
-# re-sent to another process then gets the call well inside Twilio's 15 s. A waiting
-# delivery gives up a little before Twilio does.
+# re-sent to another process then gets the call well inside Twilio's 15 s. How long a
+# waiting delivery waits is the caller's to say (the service: ivr.time_budget).
 CALL_LOCK_TTL_MS = 3_000
 CALL_LOCK_RENEW_S = 1.0
-CALL_LOCK_WAIT_S = 12.0
 
 SESSION_PREFIX = "ivr:call:"
 LOCK_PREFIX = "ivr:lock:"

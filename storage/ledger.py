@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 __all__ = ["GENESIS", "Chain", "EvidenceRow", "append", "canonical_json", "chained", "entry_hash"]
 
@@ -38,7 +39,9 @@ class EvidenceRow:
     values: Mapping[str, Any]
 
 
-async def append(conn: asyncpg.Connection, rows: list[EvidenceRow]) -> str | None:
+async def append(
+    conn: asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record], rows: list[EvidenceRow]
+) -> str | None:
     """Insert and chain ``rows`` in one statement; the new head hash (None if none was new).
 
     Outside a transaction the statement commits by itself, all or nothing.

@@ -37,7 +37,7 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, command_timeout_s: float, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -45,9 +45,8 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         init=_init_connection,
         reset=_no_reset,
         server_settings=SESSION_SETTINGS,
-        # A webhook must answer within Twilio's 15 s; a query stuck longer than this
-        # is better failed (the caller hears "nothing was recorded") than waited on.
-        command_timeout=5,
+        # The callers' time budget says how long a query may take before it is failed.
+        command_timeout=command_timeout_s,
     )
     assert pool is not None
     return pool

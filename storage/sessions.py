@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -40,7 +40,6 @@ from flows.model import CallState, Channel, Decision, Identification, KeypressFa
 from storage.keys import (
     CALL_LOCK_RENEW_S,
     CALL_LOCK_TTL_MS,
-    CALL_LOCK_WAIT_S,
     CALL_SESSION_TTL_S,
     ENDED_SESSION_TTL_S,
     lock_key,
@@ -246,8 +245,10 @@ def new_rev() -> str:
 class CallSessions:
     """Call sessions and the answers already given (the client must decode responses)."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, lock_wait_s: float) -> None:
         self._redis = redis
+        # How long a committing webhook waits for its call's lock: the caller's time budget decides.
+        self._lock_wait_s = lock_wait_s
         self._step = redis.register_script(_STEP)
         self._enter = redis.register_script(_ENTER)
         self._leave = redis.register_script(_LEAVE)
@@ -270,7 +271,8 @@ class CallSessions:
 
     async def load(self, call_sid: str, token: str) -> tuple[Session | None, bool]:
         """The call's session, and whether this webhook (by ``token``) is the one that moved it last."""
-        session = self._remember(call_sid, await self._redis.get(session_key(call_sid)) or "")
+        raw = cast("str | None", await self._redis.get(session_key(call_sid)))  # the client decodes responses
+        session = self._remember(call_sid, raw or "")
         return session, bool(token) and session is not None and session.token == token
 
     async def step(self, session: Session | None, moved: Session) -> tuple[StepResult, Session | None]:
@@ -303,7 +305,7 @@ class CallSessions:
         """
         turn = Turn(held=False)
         keys = [session_key(call_sid), lock_key(call_sid)]
-        deadline = time.monotonic() + CALL_LOCK_WAIT_S
+        deadline = time.monotonic() + self._lock_wait_s
         while True:
             kind, detail = await self._enter(keys=keys, args=[turn.owner, CALL_LOCK_TTL_MS, token])
             if kind == "answered":

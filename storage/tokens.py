@@ -34,6 +34,7 @@ async def create_token(conn: asyncpg.Connection, name: str, role: str) -> tuple[
     row = await conn.fetchrow(
         "INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3) RETURNING *", name, role, _hash(secret)
     )
+    assert row is not None  # INSERT … RETURNING of one row returns that row
     return _token(row), secret
 
 

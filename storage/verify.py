@@ -182,6 +182,7 @@ async def _unchained(conn: asyncpg.Connection, table: str) -> Break | None:
         """,
         table,
     )
+    assert row is not None  # an aggregate without GROUP BY returns exactly one row
     if not row["rows"]:
         return None
     return Break("inserted", None, table, row["first_id"], f"{row['rows']} row(s) were never chained")

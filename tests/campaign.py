@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import asyncpg
 
-from ivr.simulator import FakeCall, FakeTwilio, Twiml
+from ivr.cli.simulator import FakeCall, FakeTwilio, Twiml
 
 RECORDED = "Your choice has been recorded"
 # Said by every ending that records nothing: a failure, a lost call, too many wrong keys.

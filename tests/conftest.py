@@ -23,10 +23,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 
-from ivr import keys
+from ivr import appkeys
+from ivr.access.passwords import hash_secret
 from ivr.app import create_app
-from ivr.kdf import hash_secret
-from ivr.logs import AccessLog, configure_logging
+from ivr.ops.logs import AccessLog, configure_logging
 from ivr.settings import Settings
 from storage.customers import Customer, upsert_customer
 from storage.embedded import embedded_postgres, embedded_redis
@@ -109,7 +109,7 @@ class Service:
 
     @property
     def pool(self) -> asyncpg.Pool:
-        return self.app[keys.PG_POOL]
+        return self.app[appkeys.PG_POOL]
 
 
 @contextlib.asynccontextmanager

@@ -24,7 +24,7 @@ import aiohttp
 from aiohttp.test_utils import unused_port
 from redis.asyncio import Redis
 
-from ivr.simulator import FakeTwilio, Twiml
+from ivr.cli.simulator import FakeTwilio, Twiml
 from storage.keys import session_key
 from storage.postgres import connect
 from storage.sessions import decode_session

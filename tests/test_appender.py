@@ -11,6 +11,7 @@ import pytest
 
 from flows.loader import builtin_flows
 from flows.model import CallState, KeypressFact, KeypressOutcome
+from ivr.time_budget import POOL_ACQUIRE_S, QUERY_TIMEOUT_S
 from storage.appender import appender
 from storage.evidence import CallRecord, call_row, keypress_row
 from storage.ledger import EvidenceRow, append
@@ -35,7 +36,7 @@ async def test_concurrent_appends_share_statements_and_a_bad_row_fails_alone(own
     owner = await connect(own_storage.database_url)
     await apply_migrations(owner)
     await owner.close()
-    pool = await create_pool(own_storage.database_url)
+    pool = await create_pool(own_storage.database_url, command_timeout_s=QUERY_TIMEOUT_S)
     async with pool.acquire() as conn:
         await append(
             conn, [EvidenceRow("flow_versions", {"version": FLOW.version, "name": FLOW.name, "definition": {}})]
@@ -43,7 +44,7 @@ async def test_concurrent_appends_share_statements_and_a_bad_row_fails_alone(own
     calls = [a_call() for _ in range(60)]
     orphan = a_call()[1:]  # a keypress of a call never stored: refused by its foreign key
     try:
-        async with appender(pool) as writing:
+        async with appender(pool, acquire_timeout_s=POOL_ACQUIRE_S) as writing:
             together = await asyncio.gather(*(writing.append(rows) for rows in calls[:50]))
             statements = writing.statements
             mixed = await asyncio.gather(
@@ -70,8 +71,8 @@ async def test_without_postgres_every_waiting_webhook_hears_so(own_storage) -> N
     owner = await connect(own_storage.database_url)
     await apply_migrations(owner)
     await owner.close()
-    pool = await create_pool(own_storage.database_url)
-    async with appender(pool) as writing:
+    pool = await create_pool(own_storage.database_url, command_timeout_s=QUERY_TIMEOUT_S)
+    async with appender(pool, acquire_timeout_s=POOL_ACQUIRE_S) as writing:
         await pool.close()
         with pytest.raises(asyncpg.InterfaceError):
             await asyncio.wait_for(writing.append(a_call()), 10)

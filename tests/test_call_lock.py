@@ -8,13 +8,14 @@ import time
 
 from redis.asyncio import Redis
 
+from ivr.time_budget import CALL_LOCK_WAIT_S
 from storage.keys import CALL_LOCK_TTL_MS, lock_key
 from storage.sessions import CallSessions
 
 
 async def test_a_slow_holder_keeps_the_lock_and_a_dead_ones_lapses(storage) -> None:
     redis = Redis.from_url(storage.redis_url, decode_responses=True)
-    sessions = CallSessions(redis)
+    sessions = CallSessions(redis, lock_wait_s=CALL_LOCK_WAIT_S)
     call_sid = "CA" + secrets.token_hex(16)
     try:
         async with sessions.turn(call_sid, "tok-1") as first:

@@ -8,8 +8,8 @@ from datetime import timedelta
 import asyncpg
 
 from flows.loader import builtin_flows
-from ivr import keys
-from ivr.call_desk import MAX_PENDING_PRESSES
+from ivr import appkeys
+from ivr.voice.call_desk import MAX_PENDING_PRESSES
 from storage.keys import ENDED_SESSION_TTL_S, session_key
 from storage.sessions import decode_session
 from storage.verify import verify_ledger
@@ -138,7 +138,7 @@ async def test_an_invalid_key_reprompts_and_is_kept_as_evidence(twilio: FakeTwil
     assert answer.gather is not None and answer.gather.get("action", "").endswith("seq=1")
     # A menu keypress waits in the call's session for the call's next commit.
     assert await keypresses(db, call.call_sid) == []
-    stored = await service.app[keys.REDIS].get(session_key(call.call_sid))
+    stored = await service.app[appkeys.REDIS].get(session_key(call.call_sid))
     session = decode_session(stored)
     assert session is not None
     assert [(p.fact.step, p.fact.digits, p.fact.outcome) for p in session.pending] == [("main_menu", "#", "invalid")]
@@ -194,7 +194,7 @@ async def test_a_finished_call_is_not_marked_abandoned(twilio: FakeTwilio, servi
     await call.keys("1", "2", "1")
     await call.hang_up()
     # Redis keeps live calls: an ended call's session stays only for a duplicated callback.
-    assert 0 < await service.app[keys.REDIS].ttl(session_key(call.call_sid)) <= ENDED_SESSION_TTL_S
+    assert 0 < await service.app[appkeys.REDIS].ttl(session_key(call.call_sid)) <= ENDED_SESSION_TTL_S
     await call.retry()  # a duplicated status callback changes nothing
 
     endings = await db.fetch("SELECT * FROM call_endings WHERE call_sid = $1", call.call_sid)

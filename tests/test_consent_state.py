@@ -8,7 +8,7 @@ from datetime import timedelta
 from click.testing import CliRunner
 
 from ivr.cli import main
-from storage.state import Basis, Status, consent_state
+from storage.consent_state import Basis, Status, consent_state
 from tests.fake_twilio import FakeTwilio
 
 CPNI_OPT_OUT_DAYS = 30

@@ -9,8 +9,8 @@ import asyncpg
 from aiohttp.test_utils import unused_port
 from click.testing import CliRunner
 
+from ivr.access.passwords import verify_secret
 from ivr.cli import main
-from ivr.kdf import verify_secret
 from tests.conftest import AUTH_TOKEN, Storage, running_service
 from tests.fake_twilio import FakeTwilio, new_caller
 

@@ -7,7 +7,7 @@ import secrets
 
 from aiohttp.test_utils import unused_port
 
-from ivr.forwarded import client_address
+from ivr.access.proxies import client_address
 from tests.conftest import running_service
 from tests.helpers import token_for
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import unused_port
 
-from ivr.kdf import hash_secret, verify_secret
+from ivr.access.passwords import hash_secret, verify_secret
 from tests.conftest import AUTH_TOKEN, Service, Storage, running_service
 from tests.conftest import CUSTOMER_PIN as PIN
 from tests.fake_twilio import FakeTwilio

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from flows.loader import builtin_flows
 from flows.model import CallState, KeypressFact, KeypressOutcome
 from ivr.cli import main
+from ivr.time_budget import QUERY_TIMEOUT_S
 from storage.evidence import CallRecord, call_row, keypress_row
 from storage.ledger import GENESIS, EvidenceRow, append, canonical_json, chained, entry_hash
 from storage.migrator import apply_migrations
@@ -133,7 +134,7 @@ async def rechain(storage: Storage) -> None:
 
 async def test_eight_concurrent_writers_keep_one_valid_chain(own_storage, http) -> None:
     await make_calls(own_storage, http, count=1)  # migrated, with a call to hang evidence on
-    pool = await create_pool(own_storage.database_url, min_size=8, max_size=8)
+    pool = await create_pool(own_storage.database_url, command_timeout_s=QUERY_TIMEOUT_S, min_size=8, max_size=8)
 
     async def writer(n: int) -> None:
         for i in range(500):
@@ -182,7 +183,7 @@ async def _seed(storage: Storage) -> None:
 
 async def test_the_service_role_cannot_write_the_ledger_directly(own_storage, http) -> None:
     await make_calls(own_storage, http, count=1)
-    pool = await create_pool(own_storage.database_url, min_size=1, max_size=1)
+    pool = await create_pool(own_storage.database_url, command_timeout_s=QUERY_TIMEOUT_S, min_size=1, max_size=1)
     try:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await pool.execute(
@@ -212,7 +213,7 @@ async def test_rows_chained_in_the_database_hash_exactly_as_verify_recomputes_th
     owner = await connect(own_storage.database_url)
     await apply_migrations(owner)
     await owner.close()
-    pool = await create_pool(own_storage.database_url)  # as the service's role
+    pool = await create_pool(own_storage.database_url, command_timeout_s=QUERY_TIMEOUT_S)  # as the service's role
     try:
         async with pool.acquire() as conn:
             head = await append(conn, rows)

@@ -6,7 +6,7 @@ import logging
 
 import structlog
 
-from ivr.logs import configure_logging, mask_phone_number
+from ivr.ops.logs import configure_logging, mask_phone_number
 
 
 def test_a_number_keeps_only_its_last_two_digits() -> None:
@@ -85,7 +85,9 @@ async def test_every_line_logged_while_answering_a_call_names_the_call(twilio, s
         root.removeHandler(handler)
         root.setLevel(level)
     lines = [_json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
-    webhook_lines = [line for line in lines if "/twilio/" in line.get("path", "") or line["logger"] == "ivr.call_desk"]
+    webhook_lines = [
+        line for line in lines if "/twilio/" in line.get("path", "") or line["logger"] == "ivr.voice.call_desk"
+    ]
 
     assert len(webhook_lines) >= 7  # five access lines and the desk's own for the first call, then the second
     assert {line["level"] for line in webhook_lines if line["logger"] == "aiohttp.access"} == {"debug"}

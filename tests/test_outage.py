@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 
 from flows.loader import builtin_flows
-from ivr import keys
+from ivr.voice.context import CALL_DESK
 from tests.conftest import Storage
 from tests.fake_twilio import FakeTwilio
 
@@ -73,7 +73,7 @@ async def test_an_ending_reported_while_postgres_is_stuck_is_stored_once_it_answ
     assert await db.fetchval("SELECT count(*) FROM call_endings WHERE call_sid = $1", call.call_sid) == 0
     ending = None
     for _ in range(100):  # the service's own loop may be storing it at this very moment
-        await service.app[keys.CALL_DESK].store_deferred_endings()  # what it does every few seconds
+        await service.app[CALL_DESK].store_deferred_endings()  # what it does every few seconds
         ending = await db.fetchrow("SELECT * FROM call_endings WHERE call_sid = $1", call.call_sid)
         if ending is not None:
             break

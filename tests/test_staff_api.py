@@ -11,8 +11,9 @@ import zipfile
 
 import pytest
 
+from ivr.access.roles import declared_roles
 from ivr.api.openapi import OPENAPI
-from ivr.auth import declared_roles
+from ivr.app import routes_of
 from storage.ledger import canonical_json, entry_hash
 from tests.helpers import api, token_for
 
@@ -21,13 +22,10 @@ ROLES = ("agent", "staff", "admin")
 
 def api_routes(app) -> list[tuple[str, str, object]]:
     found = []
-    for resource in app.router.resources():
-        path = resource.canonical
-        if not path.startswith("/api/"):
-            continue
-        for route in resource:
-            if route.method != "HEAD":
-                found.append((route.method, path, route.handler))
+    for route in routes_of(app):
+        path = route.resource.canonical
+        if path.startswith("/api/") and route.method != "HEAD":
+            found.append((route.method, path, route.handler))
     return found
 
 

@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
+from ivr.access.passwords import hash_secret
+from ivr.app import routes_of
 from ivr.cli import main
-from ivr.kdf import hash_secret
 from storage.users import create_user
 from tests.helpers import token_for
 
@@ -158,9 +159,9 @@ async def test_only_admins_open_the_access_log_and_sign_out_ends_the_session(ser
 
 
 async def test_every_staff_page_declares_a_role(service) -> None:
-    from ivr.auth import declared_roles
+    from ivr.access.roles import declared_roles
 
-    pages = [r for res in service.app.router.resources() if res.canonical.startswith("/staff") for r in res]
+    pages = [r for r in routes_of(service.app) if r.resource.canonical.startswith("/staff")]
     assert pages and all(declared_roles(r.handler) for r in pages)
 
 
@@ -186,30 +187,28 @@ async def test_a_search_that_matches_nothing_says_so(service, query) -> None:
 
 
 async def test_no_staff_page_is_reachable_without_its_role(service) -> None:
-    from ivr.auth import PUBLIC, declared_roles
+    from ivr.access.roles import PUBLIC, declared_roles
 
     staff = await signed_in(service, "staff")
     admin = await signed_in(service, "admin")
     try:
-        for resource in service.app.router.resources():
-            if not resource.canonical.startswith("/staff"):
+        for route in routes_of(service.app):
+            resource = route.resource
+            if not resource.canonical.startswith("/staff") or route.method == "HEAD":
                 continue
-            for route in resource:
-                if route.method == "HEAD":
-                    continue
-                roles = declared_roles(route.handler)
-                url = service.base_url + re.sub(r"\{[^}]+\}", "CA" + "7" * 32, resource.canonical)
-                async with aiohttp.ClientSession() as anonymous:
-                    async with anonymous.request(route.method, url, allow_redirects=False) as resp:
-                        # public pages answer (the sign-in POST refuses a form without its CSRF token)
-                        expected = ({403} if route.method == "POST" else {200}) if PUBLIC in roles else {303}
-                        assert resp.status in expected, (route.method, url, resp.status)
-                if PUBLIC in roles or route.method != "GET":
-                    continue
-                async with staff.get(url, allow_redirects=False) as resp:
-                    assert (resp.status == 403) == ("staff" not in roles), (url, resp.status)
-                async with admin.get(url, allow_redirects=False) as resp:
-                    assert resp.status != 403, url
+            roles = declared_roles(route.handler)
+            url = service.base_url + re.sub(r"\{[^}]+\}", "CA" + "7" * 32, resource.canonical)
+            async with aiohttp.ClientSession() as anonymous:
+                async with anonymous.request(route.method, url, allow_redirects=False) as resp:
+                    # public pages answer (the sign-in POST refuses a form without its CSRF token)
+                    expected = ({403} if route.method == "POST" else {200}) if PUBLIC in roles else {303}
+                    assert resp.status in expected, (route.method, url, resp.status)
+            if PUBLIC in roles or route.method != "GET":
+                continue
+            async with staff.get(url, allow_redirects=False) as resp:
+                assert (resp.status == 403) == ("staff" not in roles), (url, resp.status)
+            async with admin.get(url, allow_redirects=False) as resp:
+                assert resp.status != 403, url
     finally:
         await staff.close()
         await admin.close()

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import unused_port
 
-from storage.state import Status, consent_state
+from storage.consent_state import Status, consent_state
 from storage.tokens import revoke_token
 from tests.conftest import AUTH_TOKEN, Storage
 from tests.helpers import a_caller_on_a_call, api, spawn_ivr, token_for, twilio_follows, wait_ready

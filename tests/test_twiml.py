@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flows.model import Ask, Connect, End, Record
-from ivr.twiml import TwimlRenderer
+from ivr.voice.twiml import TwimlRenderer
 
 BASE = "https://ivr.example.com"
 

@@ -7,7 +7,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ivr.inbound import MAX_FORM_BYTES
+from ivr.voice.forms import MAX_FORM_BYTES
 from tests.fake_twilio import FakeTwilio
 
 PATHS = [

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr.auth import requires
+from ivr.access.roles import requires
+from ivr.identifiers import CALL_SID, RECORDING_SID
 
 __all__ = ["OPENAPI", "openapi_document"]
 
@@ -76,8 +77,8 @@ def _enum(*values: str) -> dict[str, Any]:
 
 _LIMIT = {"type": "integer", "minimum": 1}
 _TIME = {"type": "string", "format": "date-time"}
-_CALL_SID = {"type": "string", "pattern": "^CA[0-9a-fA-F]{32}$"}
-_RECORDING_SID = {"type": "string", "pattern": "^RE[0-9a-fA-F]{32}$"}
+_CALL_SID = {"type": "string", "pattern": CALL_SID.pattern}
+_RECORDING_SID = {"type": "string", "pattern": RECORDING_SID.pattern}
 _TRANSFER_ID = {"type": "string", "format": "uuid"}
 _REQUEST_STATUS = _enum("open", "in_progress", "done", "rejected")
 _EVENT = _object({"id": {"type": "integer"}, "kind": _STRING, "at": _STRING, "detail": {"type": "object"}})

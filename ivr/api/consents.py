@@ -1,0 +1,123 @@
+"""The staff API's consent reads: a number's state, decision search, the suppression list.
+
+Every read of evidence is written to the access log first.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from ivr.access.audit import note_view, viewer_of
+from ivr.access.roles import requires
+from ivr.api.errors import api_error
+from ivr.api.params import fits_bigint, json_response, page_size, refuse_nul, time_param
+from ivr.appkeys import FLOWS, PG_POOL
+from ivr.identifiers import normalize_phone
+from ivr.time_budget import POOL_ACQUIRE_S
+from storage.consent_search import accounts_for_phone, search_events, suppressed_numbers
+from storage.consent_state import ConsentState, consent_state
+
+__all__ = ["consent_events", "subject_consents", "suppression"]
+
+_CHANNELS = ("keypad", "dialing_string", "verbal", "agent_assisted")
+
+
+async def _noted(request: web.Request, action: str, target: str) -> None:
+    refuse_nul(request)
+    await note_view(request.config_dict[PG_POOL], viewer_of(request), action, target)
+
+
+@requires("staff")
+async def subject_consents(request: web.Request) -> web.Response:
+    """``GET /api/subjects/{phone}/consents[?as_of=]``: state per purpose, for the number and its accounts."""
+    phone = normalize_phone(request.match_info["phone"])
+    as_of = time_param(request.query.get("as_of"), "as_of") or datetime.now(UTC)
+    rules = request.config_dict[FLOWS].purpose_rules()
+    await _noted(request, "subject.consents", phone)
+    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+        accounts = await accounts_for_phone(conn, phone)
+        subjects = {}
+        for subject in [phone, *accounts]:
+            subjects[subject] = [
+                _state(await consent_state(conn, subject, purpose, as_of=as_of, opt_out_days=days))
+                for purpose, days in sorted(rules.items())
+            ]
+    return json_response({"phone": phone, "as_of": as_of, "accounts": accounts, "consents": subjects})
+
+
+def _state(state: ConsentState) -> dict[str, Any]:
+    return {
+        "purpose": state.purpose,
+        "status": state.status.value,
+        "basis": state.basis.value,
+        "since": state.since,
+        "event_id": state.event_id,
+        "notice_id": state.notice_id,
+        "honor_by": state.honor_by,
+        "scope": state.scope,
+    }
+
+
+def _cursor(query: Any) -> int:
+    try:
+        after = int(base64.urlsafe_b64decode(query["cursor"]).decode()) if "cursor" in query else 0
+        if not fits_bigint(after):
+            raise ValueError(after)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise api_error(400, "cursor must be the one a previous page gave") from exc
+    return after
+
+
+@requires("staff")
+async def consent_events(request: web.Request) -> web.Response:
+    """``GET /api/consent-events``: keyset-paginated search (``cursor`` from the last page)."""
+    query = request.query
+    phone = normalize_phone(query["phone"]) if query.get("phone") else None
+    channel = query.get("channel")
+    if channel is not None and channel not in _CHANNELS:
+        raise api_error(400, f"channel must be one of {', '.join(_CHANNELS)}")
+    action = query.get("action")
+    if action is not None and action not in ("grant", "revoke"):
+        raise api_error(400, "action must be grant or revoke")
+    limit = page_size(query.get("limit", "100"))
+    after = _cursor(query)
+    await _noted(request, "consent_events.search", request.query_string or "*")
+    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+        rows = await search_events(
+            conn,
+            phone=phone,
+            purpose=query.get("purpose"),
+            action=action,
+            channel=channel,
+            since=time_param(query.get("from"), "from"),
+            until=time_param(query.get("to"), "to"),
+            after_id=after,
+            limit=limit,
+        )
+    events = [dict(r) for r in rows]
+    cursor = base64.urlsafe_b64encode(str(events[-1]["id"]).encode()).decode() if len(events) == limit else None
+    return json_response({"events": events, "next_cursor": cursor})
+
+
+@requires("staff")
+async def suppression(request: web.Request) -> web.StreamResponse:
+    """``GET /api/suppression?purpose=telemarketing&format=csv|json``: numbers not to contact now."""
+    purpose = request.query.get("purpose", "telemarketing")
+    fmt = request.query.get("format", "json")
+    if purpose not in request.config_dict[FLOWS].purpose_rules():
+        raise api_error(400, f"unknown purpose {purpose!r}")
+    if fmt not in ("json", "csv"):
+        raise api_error(400, "format must be json or csv")
+    await _noted(request, "suppression", purpose)
+    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+        rows = [dict(r) for r in await suppressed_numbers(conn, purpose)]
+    if fmt == "json":
+        return json_response({"purpose": purpose, "numbers": rows})
+    lines = ["phone,revoked_at,honor_by"] + [
+        f"{r['phone']},{r['revoked_at'].isoformat()},{r['honor_by'] or ''}" for r in rows
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/csv")

@@ -1,0 +1,67 @@
+"""One call's evidence for a viewer: its story (chain-checked), its bundle, its audio.
+
+Each read is noted in the access log before anything is read (``ivr.access.audit``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from ivr.access.audit import Viewer, note_view
+from ivr.evidence.bundle import evidence_bundle
+from ivr.evidence.chain_check import chain_check
+from ivr.flow_catalog import FlowCatalog
+from ivr.identifiers import InvalidIdentifier, is_call_sid
+from ivr.settings import Settings
+from ivr.time_budget import POOL_ACQUIRE_S
+from storage.call_story import call_story, kept_recording
+from storage.recordings import MediaStore
+
+__all__ = ["Bundle", "CallEvidence", "UnknownCall"]
+
+
+class UnknownCall(LookupError):
+    def __init__(self, call_sid: str) -> None:
+        super().__init__(f"no call {call_sid}")
+        self.call_sid, self.message = call_sid, f"no call {call_sid}"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    filename: str
+    body: bytes
+
+
+class CallEvidence:
+    """Reads a call's evidence on behalf of a viewer."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, flows: FlowCatalog, media: MediaStore) -> None:
+        self._pool, self._settings, self._flows, self._media = pool, settings, flows, media
+
+    async def story(self, viewer: Viewer, call_sid: str, action: str) -> dict[str, Any]:
+        """Every record of the call in order, with the chain check; ``UnknownCall`` if none."""
+        if not is_call_sid(call_sid):
+            raise InvalidIdentifier("not a CallSid (CA + 32 hex digits)")
+        await note_view(self._pool, viewer, action, call_sid)
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+            story = await call_story(conn, call_sid)
+        if story is None:
+            raise UnknownCall(call_sid)
+        story["chain_check"] = chain_check(story)
+        return story
+
+    async def bundle(self, viewer: Viewer, call_sid: str) -> Bundle:
+        """The call's evidence bundle (a zip), noted as a bundle download."""
+        story = await self.story(viewer, call_sid, "call.bundle")
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+            body = await evidence_bundle(conn, story, self._settings, self._flows, self._media)
+        return Bundle(f"evidence-{story['call']['row']['call_sid']}.zip", body)
+
+    async def audio(self, viewer: Viewer, recording_sid: str) -> tuple[bytes, str] | None:
+        """A kept recording's bytes and content type; None if it has not been fetched yet."""
+        await note_view(self._pool, viewer, "recording.media", recording_sid)
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+            return await kept_recording(conn, self._media, recording_sid)

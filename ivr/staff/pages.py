@@ -1,0 +1,159 @@
+"""Staff web pages: search, a person's consents, a call's evidence, requests, the access log.
+
+Server-rendered (aiohttp-jinja2, autoescaped), readable when printed. Every page that
+shows evidence writes the access log first, with the reason the staff member typed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from ivr.access.audit import Viewer, has_nul, note_view, viewer_of
+from ivr.access.roles import requires
+from ivr.appkeys import CALL_EVIDENCE, FLOWS, PG_POOL
+from ivr.evidence.call_evidence import UnknownCall
+from ivr.identifiers import ACCOUNT_NUMBER, InvalidIdentifier, is_call_sid, normalize_phone
+from ivr.staff.sign_in import WEB_SESSION, render_page
+from ivr.time_budget import POOL_ACQUIRE_S
+from storage.access_log import access_log_entries
+from storage.call_story import subject_timeline
+from storage.caller_requests import REQUEST_STATUSES, request_status_change, requests_by_status
+from storage.consent_state import consent_state
+from storage.customers import customer
+from storage.ledger import chained
+
+__all__ = [
+    "access_log_page",
+    "call_bundle_page",
+    "call_page",
+    "person_page",
+    "recording_audio",
+    "request_status",
+    "requests_page",
+    "search_page",
+]
+
+
+def _viewer(request: web.Request) -> Viewer:
+    if has_nul(request):
+        raise web.HTTPBadRequest(text="NUL characters are not allowed in parameters")
+    return viewer_of(request)
+
+
+def _phone(raw: str) -> str:
+    try:
+        return normalize_phone(raw)
+    except InvalidIdentifier as exc:
+        raise web.HTTPBadRequest(text=exc.message) from exc
+
+
+@requires("staff")
+async def search_page(request: web.Request) -> web.Response:
+    """Search by phone number, account number or CallSid."""
+    query = request.query.get("q", "").strip()
+    if not query:
+        return render_page(request, "search.html", query="", error=None)
+    if is_call_sid(query):
+        raise web.HTTPSeeOther(f"/staff/calls/{query}")
+    if ACCOUNT_NUMBER.match(query):
+        async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+            if await customer(conn, query) is not None:  # a known account, even if it looks like a number
+                raise web.HTTPSeeOther(f"/staff/people/{query}")
+    try:
+        phone = normalize_phone(query)
+    except InvalidIdentifier:
+        return render_page(
+            request, "search.html", query=query, error="That is not a phone number, account number or CallSid."
+        )
+    raise web.HTTPSeeOther(f"/staff/people/{phone}")
+
+
+@requires("staff")
+async def person_page(request: web.Request) -> web.Response:
+    subject = request.match_info["subject"]
+    if not ACCOUNT_NUMBER.match(subject):
+        subject = _phone(subject)
+    pool = request.config_dict[PG_POOL]
+    await note_view(pool, _viewer(request), "person.page", subject)
+    now = datetime.now(UTC)
+    rules = request.config_dict[FLOWS].purpose_rules()
+    async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+        states = [
+            await consent_state(conn, subject, purpose, as_of=now, opt_out_days=days)
+            for purpose, days in sorted(rules.items())
+        ]
+        timeline = await subject_timeline(conn, subject)
+    return render_page(request, "person.html", subject=subject, states=states, timeline=timeline, now=now)
+
+
+@requires("staff")
+async def call_page(request: web.Request) -> web.Response:
+    try:
+        story = await request.config_dict[CALL_EVIDENCE].story(
+            _viewer(request), request.match_info["call_sid"], "call.page"
+        )
+    except InvalidIdentifier as exc:
+        raise web.HTTPBadRequest(text=exc.message) from exc
+    except UnknownCall as exc:
+        raise web.HTTPNotFound(text=exc.message) from exc
+    return render_page(request, "call.html", story=story, call=story["call"]["row"])
+
+
+@requires("staff")
+async def call_bundle_page(request: web.Request) -> web.Response:
+    try:
+        bundle = await request.config_dict[CALL_EVIDENCE].bundle(_viewer(request), request.match_info["call_sid"])
+    except InvalidIdentifier as exc:
+        raise web.HTTPBadRequest(text=exc.message) from exc
+    except UnknownCall as exc:
+        raise web.HTTPNotFound(text=exc.message) from exc
+    return web.Response(
+        body=bundle.body,
+        content_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{bundle.filename}"'},
+    )
+
+
+@requires("staff")
+async def recording_audio(request: web.Request) -> web.Response:
+    kept = await request.config_dict[CALL_EVIDENCE].audio(_viewer(request), request.match_info["recording_sid"])
+    if kept is None:
+        raise web.HTTPNotFound(text="that recording has not been fetched yet")
+    media, content_type = kept
+    return web.Response(body=media, content_type=content_type)
+
+
+@requires("staff")
+async def requests_page(request: web.Request) -> web.Response:
+    status = request.query.get("status") or None
+    pool = request.config_dict[PG_POOL]
+    await note_view(pool, _viewer(request), "requests.page", status or "*")
+    async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+        rows = await requests_by_status(conn, status if status in REQUEST_STATUSES else None)
+    return render_page(request, "requests.html", requests=rows, statuses=REQUEST_STATUSES, status=status)
+
+
+@requires("staff")
+async def request_status(request: web.Request) -> web.Response:
+    form = await request.post()
+    status = str(form.get("status", ""))
+    if status not in REQUEST_STATUSES or not request.match_info["request_id"].isdigit():
+        raise web.HTTPBadRequest(text="unknown status")
+    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn, chained(conn) as chain:
+        await request_status_change(
+            chain,
+            int(request.match_info["request_id"]),
+            status,
+            str(form.get("note", "")) or None,
+            request[WEB_SESSION].name,
+        )
+    raise web.HTTPSeeOther("/staff/requests")
+
+
+@requires("admin")
+async def access_log_page(request: web.Request) -> web.Response:
+    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+        rows = await access_log_entries(conn, 500)
+    return render_page(request, "access_log.html", entries=rows)

@@ -1,0 +1,116 @@
+"""Agent transfers: starting one, its news as the flow runs, and delivery to any process.
+
+News (started, each decision, returned / return_failed / abandoned / failed) is stored
+as chained ``transfer_events`` in the same transaction as the evidence it reports, and
+published on a Redis channel after the commit, so an agent's live view gets it from
+whichever process handled the webhook.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from redis.asyncio import Redis
+
+from flows.transfer_news import News
+from ivr.call_control import CallControl, CallControlError
+from ivr.destinations import is_return_target
+from ivr.identifiers import is_call_sid
+from ivr.ops.metrics import Metrics
+from storage.ledger import Chain, chained
+from storage.tokens import Token
+from storage.transfers import FINAL_KINDS, active_transfer, add_event, create_transfer, transfer_events
+
+__all__ = ["TRANSFER_CHANNEL", "Refusal", "TransferDesk", "TransferRefused"]
+
+TRANSFER_CHANNEL = "ivr:transfer:{}"
+
+
+class Refusal(StrEnum):
+    INVALID = "invalid"  # the request names no live call, no deployed flow or no valid target
+    ALREADY_UNDER_WAY = "already_under_way"  # the call has a transfer that has not ended
+    CALL_NOT_MOVED = "call_not_moved"  # Twilio would not move the call (the cause says why)
+
+
+class TransferRefused(Exception):
+    """The transfer was not started; ``refusal`` says why, ``message`` tells the agent."""
+
+    def __init__(self, refusal: Refusal, message: str) -> None:
+        super().__init__(message)
+        self.refusal, self.message = refusal, message
+
+
+class TransferDesk:
+    def __init__(
+        self, pool: asyncpg.Pool, redis: Redis, calls: CallControl, flows: set[str], base_url: str, metrics: Metrics
+    ) -> None:
+        self._pool, self._redis, self._calls = pool, redis, calls
+        self._flows, self._base_url, self._metrics = flows, base_url.rstrip("/"), metrics
+
+    async def start(self, token: Token, call_sid: str, flow_name: str, return_to: str) -> UUID:
+        """Record the transfer, then have Twilio fetch the flow for the live call."""
+        if not is_call_sid(call_sid):
+            raise TransferRefused(Refusal.INVALID, "call_sid must be a Twilio CallSid (CA + 32 hex digits)")
+        if flow_name not in self._flows:
+            raise TransferRefused(
+                Refusal.INVALID, f"no flow named {flow_name!r}; deployed: {', '.join(sorted(self._flows))}"
+            )
+        if not is_return_target(return_to):
+            raise TransferRefused(
+                Refusal.INVALID, "return_to must be client:NAME, sip:URI, queue:NAME or an E.164 number"
+            )
+        async with self._pool.acquire() as conn, chained(conn) as chain:
+            if await active_transfer(conn, call_sid) is not None:
+                raise TransferRefused(Refusal.ALREADY_UNDER_WAY, f"call {call_sid} already has a transfer under way")
+            transfer_id = await create_transfer(chain, call_sid, flow_name, return_to, token.name, token.id)
+        try:
+            await self._calls.redirect(call_sid, f"{self._base_url}/twilio/voice?transfer={transfer_id}")
+        except CallControlError as exc:
+            self._metrics.twilio_rest_errors.labels(exc.failure.value).inc()
+            await self.report(transfer_id, [("failed", {"reason": exc.message})])
+            raise TransferRefused(Refusal.CALL_NOT_MOVED, exc.message) from exc
+        return transfer_id
+
+    async def report(self, transfer_id: UUID, news: News) -> None:
+        """Store news in a transaction of its own, then publish it."""
+        async with self._pool.acquire() as conn, chained(conn) as chain:
+            events = await self.store(chain, transfer_id, news)
+        await self.publish(transfer_id, events)
+
+    @staticmethod
+    async def store(chain: Chain, transfer_id: UUID, news: News) -> list[dict[str, Any]]:
+        return [await add_event(chain, transfer_id, kind, detail) for kind, detail in news]
+
+    async def publish(self, transfer_id: UUID, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            await self._redis.publish(TRANSFER_CHANNEL.format(transfer_id), json.dumps(event, default=str))
+
+    async def follow(self, transfer_id: UUID, heartbeat_s: float) -> AsyncIterator[dict[str, Any] | None]:
+        """Every event of the transfer, past then live, until a final one (None: a heartbeat)."""
+        async with self._redis.pubsub() as pubsub:
+            await pubsub.subscribe(TRANSFER_CHANNEL.format(transfer_id))  # before reading history: none lost
+            async with self._pool.acquire() as conn:
+                past = await transfer_events(conn, transfer_id)
+            seen = 0
+            for event in past:
+                seen = max(seen, event["id"])
+                yield event
+                if event["kind"] in FINAL_KINDS:
+                    return
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=heartbeat_s)
+                if message is None:
+                    yield None
+                    continue
+                event = json.loads(message["data"])
+                if event["id"] <= seen:
+                    continue
+                seen = event["id"]
+                yield event
+                if event["kind"] in FINAL_KINDS:
+                    return

@@ -1,0 +1,91 @@
+"""A call's whole story (every evidence row with its ledger entry), a subject's timeline, kept audio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from storage.recordings import MediaStore
+
+__all__ = ["call_story", "kept_recording", "subject_timeline"]
+
+
+# Each table of a call's story: (name in the story, table, what orders it).
+_STORY = (
+    ("keypresses", "keypresses", "seq"),
+    ("notices", "notices", "seq"),
+    ("decisions", "consent_events", "seq"),
+    ("recordings", "recordings", "seq"),
+    ("recording_statuses", "recording_statuses", "id"),
+    ("recording_media", "recording_media", "id"),
+    ("connections", "connections", "seq"),
+    ("requests", "requests", "seq"),
+    ("pin_checks", "pin_checks", "id"),
+    ("endings", "call_endings", "id"),
+)
+
+
+async def call_story(conn: asyncpg.Connection, call_sid: str) -> dict[str, Any] | None:
+    """Every evidence row of the call, each with its ledger entry, in order; None if unknown."""
+    call = await _rows_with_entries(conn, "calls", "id", call_sid)
+    if not call:
+        return None
+    story: dict[str, Any] = {"call": call[0]}
+    for name, table, order in _STORY:
+        story[name] = await _rows_with_entries(conn, table, order, call_sid)
+    story["transfers"] = [
+        dict(r)
+        for r in await conn.fetch(
+            """
+            SELECT t.transfer_id, t.agent, t.flow_name, t.return_to, t.created_at,
+                   coalesce(json_agg(json_build_object('kind', e.kind, 'at', e.at, 'detail', e.detail)
+                            ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '[]') AS events
+            FROM transfers t LEFT JOIN transfer_events e USING (transfer_id)
+            WHERE t.call_sid = $1 GROUP BY t.id ORDER BY t.id
+            """,
+            call_sid,
+        )
+    ]
+    return story
+
+
+async def _rows_with_entries(conn: asyncpg.Connection, table: str, order: str, call_sid: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""
+        SELECT to_jsonb(t.*) AS content, l.seq AS ledger_seq, l.prev_hash, l.hash
+        FROM {table} t LEFT JOIN ledger l ON l.kind = '{table}' AND l.ref_id = t.id
+        WHERE t.call_sid = $1 ORDER BY t.{order}, t.id
+        """,
+        call_sid,
+    )
+    return [
+        {"row": r["content"], "ledger": {"seq": r["ledger_seq"], "prev_hash": r["prev_hash"], "hash": r["hash"]}}
+        for r in rows
+    ]
+
+
+async def subject_timeline(conn: asyncpg.Connection, subject: str, limit: int = 200) -> list[asyncpg.Record]:
+    """Decisions and notices concerning ``subject``, newest first, with the words heard."""
+    return await conn.fetch(
+        """
+        SELECT 'decision' AS kind, recorded_at AS at, call_sid, purpose || ': ' || action AS what,
+               channel AS how, prompt_text AS heard
+        FROM consent_events WHERE subject = $1 OR caller_number = $1
+        UNION ALL
+        SELECT 'notice', given_at, call_sid, notice || ' notice heard', lang, notice_text
+        FROM notices WHERE caller_number = $1
+        ORDER BY at DESC LIMIT $2
+        """,
+        subject,
+        limit,
+    )
+
+
+async def kept_recording(conn: asyncpg.Connection, store: MediaStore, recording_sid: str) -> tuple[bytes, str] | None:
+    """A fetched recording's bytes and content type, from wherever they are kept."""
+    content_type = await conn.fetchval(
+        "SELECT content_type FROM recording_media WHERE recording_sid = $1", recording_sid
+    )
+    media = await store.get(conn, recording_sid) if content_type is not None else None
+    return (media, content_type) if media is not None else None

@@ -1,0 +1,75 @@
+"""Searching decisions: by filter with keyset pages, the suppression list, a number's accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+__all__ = ["accounts_for_phone", "search_events", "suppressed_numbers"]
+
+
+async def search_events(
+    conn: asyncpg.Connection,
+    *,
+    phone: str | None,
+    purpose: str | None,
+    action: str | None,
+    channel: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after_id: int,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Decisions matching every given filter, by id after ``after_id`` (keyset pagination).
+
+    Ids only grow, so a page never shifts when new decisions arrive meanwhile.
+    """
+    return await conn.fetch(
+        """
+        SELECT id, event_id, recorded_at, call_sid, subject, subject_kind, purpose, action, channel,
+               identification, raw_digits, caller_number, dialed_number, agent, recording_sid, lang,
+               flow_name, flow_version, honor_by, scope
+        FROM consent_events
+        WHERE id > $1
+          AND ($2::text IS NULL OR subject = $2 OR caller_number = $2)
+          AND ($3::text IS NULL OR purpose = $3)
+          AND ($4::text IS NULL OR action = $4)
+          AND ($5::text IS NULL OR channel = $5)
+          AND ($6::timestamptz IS NULL OR recorded_at >= $6)
+          AND ($7::timestamptz IS NULL OR recorded_at < $7)
+        ORDER BY id
+        LIMIT $8
+        """,
+        after_id,
+        phone,
+        purpose,
+        action,
+        channel,
+        since,
+        until,
+        limit,
+    )
+
+
+async def suppressed_numbers(conn: asyncpg.Connection, purpose: str) -> list[asyncpg.Record]:
+    """Numbers whose latest standing decision for ``purpose`` is a revocation: do not contact."""
+    return await conn.fetch(
+        """
+        SELECT subject AS phone, recorded_at AS revoked_at, honor_by, event_id FROM (
+          SELECT DISTINCT ON (subject) subject, action, recorded_at, honor_by, event_id
+          FROM consent_events
+          WHERE purpose = $1 AND subject_kind = 'phone' AND scope = 'standing'
+          ORDER BY subject, recorded_at DESC, id DESC
+        ) latest
+        WHERE action = 'revoke'
+        ORDER BY subject
+        """,
+        purpose,
+    )
+
+
+async def accounts_for_phone(conn: asyncpg.Connection, phone: str) -> list[str]:
+    """Every customer account using ``phone`` (several may share a line)."""
+    rows = await conn.fetch("SELECT account_number FROM customer_phones WHERE phone = $1 ORDER BY 1", phone)
+    return [r["account_number"] for r in rows]
