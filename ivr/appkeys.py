@@ -27,7 +27,7 @@ from storage.web_sessions import WebSessions
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE_DSN = web.AppKey("database_dsn", str)
 REDIS_URL = web.AppKey("redis_url", str)
-PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
+PG_POOL: web.AppKey[asyncpg.Pool[asyncpg.Record]] = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
 SESSIONS = web.AppKey("sessions", CallSessions)
 FLOWS = web.AppKey("flows", FlowCatalog)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from storage.ledger import Chain
+from storage.postgres import Connection
 
 __all__ = ["access_log_entries", "note_access"]
 
@@ -36,5 +37,5 @@ async def note_access(
     )
 
 
-async def access_log_entries(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def access_log_entries(conn: Connection, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM access_log ORDER BY id DESC LIMIT $1", limit)

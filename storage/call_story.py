@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from storage.postgres import Connection
 from storage.recordings import MediaStore
 
 __all__ = ["call_story", "kept_recording", "subject_timeline"]
@@ -26,7 +27,7 @@ _STORY = (
 )
 
 
-async def call_story(conn: asyncpg.Connection, call_sid: str) -> dict[str, Any] | None:
+async def call_story(conn: Connection, call_sid: str) -> dict[str, Any] | None:
     """Every evidence row of the call, each with its ledger entry, in order; None if unknown."""
     call = await _rows_with_entries(conn, "calls", "id", call_sid)
     if not call:
@@ -50,7 +51,7 @@ async def call_story(conn: asyncpg.Connection, call_sid: str) -> dict[str, Any] 
     return story
 
 
-async def _rows_with_entries(conn: asyncpg.Connection, table: str, order: str, call_sid: str) -> list[dict[str, Any]]:
+async def _rows_with_entries(conn: Connection, table: str, order: str, call_sid: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""
         SELECT to_jsonb(t.*) AS content, l.seq AS ledger_seq, l.prev_hash, l.hash
@@ -65,7 +66,7 @@ async def _rows_with_entries(conn: asyncpg.Connection, table: str, order: str, c
     ]
 
 
-async def subject_timeline(conn: asyncpg.Connection, subject: str, limit: int = 200) -> list[asyncpg.Record]:
+async def subject_timeline(conn: Connection, subject: str, limit: int = 200) -> list[asyncpg.Record]:
     """Decisions and notices concerning ``subject``, newest first, with the words heard."""
     return await conn.fetch(
         """
@@ -82,7 +83,7 @@ async def subject_timeline(conn: asyncpg.Connection, subject: str, limit: int = 
     )
 
 
-async def kept_recording(conn: asyncpg.Connection, store: MediaStore, recording_sid: str) -> tuple[bytes, str] | None:
+async def kept_recording(conn: Connection, store: MediaStore, recording_sid: str) -> tuple[bytes, str] | None:
     """A fetched recording's bytes and content type, from wherever they are kept."""
     content_type = await conn.fetchval(
         "SELECT content_type FROM recording_media WHERE recording_sid = $1", recording_sid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from storage.ledger import Chain
+from storage.postgres import Connection
 
 __all__ = ["REQUEST_STATUSES", "request_status_change", "requests_by_status"]
 
@@ -12,7 +13,7 @@ __all__ = ["REQUEST_STATUSES", "request_status_change", "requests_by_status"]
 REQUEST_STATUSES = ("open", "in_progress", "done", "rejected")
 
 
-async def requests_by_status(conn: asyncpg.Connection, status: str | None) -> list[asyncpg.Record]:
+async def requests_by_status(conn: Connection, status: str | None) -> list[asyncpg.Record]:
     return await conn.fetch(
         """
         SELECT r.id, r.request_type, r.caller_number, r.recording_sid, r.lang, r.opened_at, r.call_sid,

@@ -6,11 +6,13 @@ from datetime import datetime
 
 import asyncpg
 
+from storage.postgres import Connection
+
 __all__ = ["accounts_for_phone", "search_events", "suppressed_numbers"]
 
 
 async def search_events(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     phone: str | None,
     purpose: str | None,
@@ -52,7 +54,7 @@ async def search_events(
     )
 
 
-async def suppressed_numbers(conn: asyncpg.Connection, purpose: str) -> list[asyncpg.Record]:
+async def suppressed_numbers(conn: Connection, purpose: str) -> list[asyncpg.Record]:
     """Numbers whose latest standing decision for ``purpose`` is a revocation: do not contact."""
     return await conn.fetch(
         """
@@ -69,7 +71,7 @@ async def suppressed_numbers(conn: asyncpg.Connection, purpose: str) -> list[asy
     )
 
 
-async def accounts_for_phone(conn: asyncpg.Connection, phone: str) -> list[str]:
+async def accounts_for_phone(conn: Connection, phone: str) -> list[str]:
     """Every customer account using ``phone`` (several may share a line)."""
     rows = await conn.fetch("SELECT account_number FROM customer_phones WHERE phone = $1 ORDER BY 1", phone)
     return [r["account_number"] for r in rows]

@@ -1,4 +1,4 @@
-"""What a subject's consent is, derived from the ledger's rows (DESIGN rule 6).
+"""What a subject's consent is, derived from the ledger's rows (docs/architecture.md, rule 6).
 
 The latest decision for the subject and purpose, at or before ``as_of``, decides; a
 one-time (per-call) approval counts only until its call has ended.
@@ -9,14 +9,15 @@ opt-in purpose, nothing is granted. Revocations count from the moment they are s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-import asyncpg
+from storage.postgres import Connection
 
-__all__ = ["Basis", "ConsentState", "Status", "consent_state"]
+__all__ = ["Basis", "ConsentState", "Status", "consent_state", "consent_states"]
 
 
 class Status(StrEnum):
@@ -47,8 +48,18 @@ class ConsentState:
     scope: str = "standing"  # "call": a one-time approval, in effect until its call ends
 
 
+async def consent_states(
+    conn: Connection, subject: str, rules: Mapping[str, int | None], *, as_of: datetime
+) -> list[ConsentState]:
+    """``subject``'s state for every purpose of ``rules`` (purpose -> opt-out days), by purpose."""
+    return [
+        await consent_state(conn, subject, purpose, as_of=as_of, opt_out_days=days)
+        for purpose, days in sorted(rules.items())
+    ]
+
+
 async def consent_state(
-    conn: asyncpg.Connection,
+    conn: Connection,
     subject: str,
     purpose: str,
     *,
@@ -87,7 +98,7 @@ async def consent_state(
 
 
 async def _opt_out_state(
-    conn: asyncpg.Connection, subject: str, purpose: str, as_of: datetime, opt_out_days: int
+    conn: Connection, subject: str, purpose: str, as_of: datetime, opt_out_days: int
 ) -> ConsentState:
     notice = await conn.fetchrow(
         """

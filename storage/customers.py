@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from storage.ledger import Chain
+from storage.postgres import Connection
 
 __all__ = [
     "Customer",
@@ -27,7 +28,7 @@ class Customer:
     phones: tuple[str, ...]
 
 
-async def upsert_customer(conn: asyncpg.Connection, customer: Customer) -> None:
+async def upsert_customer(conn: Connection, customer: Customer) -> None:
     """Create or replace a customer and their phone numbers."""
     await conn.execute(
         """
@@ -46,7 +47,7 @@ async def upsert_customer(conn: asyncpg.Connection, customer: Customer) -> None:
     )
 
 
-async def account_for_phone(conn: asyncpg.Connection, phone: str) -> str | None:
+async def account_for_phone(conn: Connection, phone: str) -> str | None:
     """The account using ``phone``, only if exactly one does (a shared line identifies no one)."""
     accounts: Sequence[asyncpg.Record] = await conn.fetch(
         "SELECT account_number FROM customer_phones WHERE phone = $1 LIMIT 2", phone
@@ -54,7 +55,7 @@ async def account_for_phone(conn: asyncpg.Connection, phone: str) -> str | None:
     return accounts[0]["account_number"] if len(accounts) == 1 else None
 
 
-async def customer(conn: asyncpg.Connection, account_number: str) -> Customer | None:
+async def customer(conn: Connection, account_number: str) -> Customer | None:
     row = await conn.fetchrow(
         """
         SELECT c.account_number, c.name, c.pin_hash,
@@ -70,7 +71,7 @@ async def customer(conn: asyncpg.Connection, account_number: str) -> Customer | 
     return Customer(row["account_number"], row["name"], row["pin_hash"], tuple(row["phones"]))
 
 
-async def recent_pin_failures(conn: asyncpg.Connection, account_number: str, window_s: int) -> int:
+async def recent_pin_failures(conn: Connection, account_number: str, window_s: int) -> int:
     """Wrong PINs for the account within the window, since its last right one.
 
     Takes a transaction-scoped lock on the account, so concurrent calls guessing the

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from flows.model import (
     AbandonFact,
     CallState,
@@ -30,6 +28,7 @@ from flows.model import (
 )
 from storage.deadlines import honor_deadline
 from storage.ledger import Chain, EvidenceRow
+from storage.postgres import Connection
 
 __all__ = [
     "CallEnding",
@@ -275,12 +274,12 @@ def recording_status_row(status: RecordingStatus) -> EvidenceRow:
     )
 
 
-async def decision_exists(conn: asyncpg.Connection, call_sid: str, seq: int) -> bool:
+async def decision_exists(conn: Connection, call_sid: str, seq: int) -> bool:
     """Did the decision answering prompt ``seq`` of the call get stored?"""
     return bool(await conn.fetchval("SELECT true FROM consent_events WHERE call_sid = $1 AND seq = $2", call_sid, seq))
 
 
-async def next_seq(conn: asyncpg.Connection, call_sid: str) -> int:
+async def next_seq(conn: Connection, call_sid: str) -> int:
     """The first prompt number not yet used on this call (a transfer's flow continues from it)."""
     used: int = await conn.fetchval(
         """
@@ -298,7 +297,7 @@ async def next_seq(conn: asyncpg.Connection, call_sid: str) -> int:
     return used + 1
 
 
-async def load_flow_definition(conn: asyncpg.Connection, version: str) -> dict[str, object] | None:
+async def load_flow_definition(conn: Connection, version: str) -> dict[str, object] | None:
     """The stored definition of a flow version, for calls that began before a deploy."""
     definition: dict[str, object] | None = await conn.fetchval(
         "SELECT definition FROM flow_versions WHERE version = $1", version

@@ -7,13 +7,15 @@ from datetime import datetime
 
 import asyncpg
 
+from storage.postgres import Connection
+
 __all__ = ["events_for_receipts"]
 
 _PREFETCH = 500
 
 
 async def events_for_receipts(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     subject: str | None = None,
     since: datetime | None = None,

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
+
+from storage.postgres import Connection
 
 __all__ = ["GENESIS", "Chain", "EvidenceRow", "append", "canonical_json", "chained", "entry_hash"]
 
@@ -39,9 +40,7 @@ class EvidenceRow:
     values: Mapping[str, Any]
 
 
-async def append(
-    conn: asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record], rows: list[EvidenceRow]
-) -> str | None:
+async def append(conn: Connection, rows: list[EvidenceRow]) -> str | None:
     """Insert and chain ``rows`` in one statement; the new head hash (None if none was new).
 
     Outside a transaction the statement commits by itself, all or nothing.
@@ -70,7 +69,7 @@ class Chain:
     the commit, so the ledger lock is held as briefly as possible.
     """
 
-    conn: asyncpg.Connection
+    conn: Connection
     _rows: list[EvidenceRow] = field(default_factory=list)
     _kinds: list[str] = field(default_factory=list)
     _ids: list[int] = field(default_factory=list)
@@ -101,7 +100,7 @@ class Chain:
 
 
 @contextlib.asynccontextmanager
-async def chained(conn: asyncpg.Connection) -> AsyncIterator[Chain]:
+async def chained(conn: Connection) -> AsyncIterator[Chain]:
     """A transaction whose evidence is chained (sealed) just before it commits."""
     async with conn.transaction():
         chain = Chain(conn)

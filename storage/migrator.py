@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-import asyncpg
+from storage.postgres import Connection
 
 __all__ = ["Migration", "MigrationError", "apply_migrations", "available_migrations"]
 
@@ -50,7 +50,7 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def apply_migrations(conn: asyncpg.Connection) -> list[Migration]:
+async def apply_migrations(conn: Connection) -> list[Migration]:
     """Bring the schema up to date; return the migrations this call applied."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["SERVICE_ROLE", "connect", "create_pool"]
+__all__ = ["SERVICE_ROLE", "Connection", "connect", "create_pool"]
+
+# What every storage function takes: a connection of its own (``connect``) or one the
+# pool lends. A string, because asyncpg's classes are generic only in its stubs.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
 # The role the service works as: it can read and add evidence, never change it

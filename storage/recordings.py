@@ -12,6 +12,7 @@ from typing import Protocol
 import asyncpg
 
 from storage.ledger import Chain
+from storage.postgres import Connection
 
 __all__ = [
     "DirectoryStore",
@@ -43,22 +44,22 @@ class MediaStore(Protocol):
 
     name: str
 
-    async def put(self, conn: asyncpg.Connection, recording_sid: str, media: bytes) -> None: ...
+    async def put(self, conn: Connection, recording_sid: str, media: bytes) -> None: ...
 
-    async def get(self, conn: asyncpg.Connection, recording_sid: str) -> bytes | None: ...
+    async def get(self, conn: Connection, recording_sid: str) -> bytes | None: ...
 
 
 class PostgresStore:
     name = "postgres"
 
-    async def put(self, conn: asyncpg.Connection, recording_sid: str, media: bytes) -> None:
+    async def put(self, conn: Connection, recording_sid: str, media: bytes) -> None:
         await conn.execute(
             "INSERT INTO recording_blobs (recording_sid, media) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             recording_sid,
             media,
         )
 
-    async def get(self, conn: asyncpg.Connection, recording_sid: str) -> bytes | None:
+    async def get(self, conn: Connection, recording_sid: str) -> bytes | None:
         media: bytes | None = await conn.fetchval(
             "SELECT media FROM recording_blobs WHERE recording_sid = $1", recording_sid
         )
@@ -76,10 +77,10 @@ class DirectoryStore:
     def _path(self, recording_sid: str) -> Path:
         return self.root / f"{recording_sid}.wav"
 
-    async def put(self, conn: asyncpg.Connection, recording_sid: str, media: bytes) -> None:
+    async def put(self, conn: Connection, recording_sid: str, media: bytes) -> None:
         await asyncio.to_thread(self._write, self._path(recording_sid), media)
 
-    async def get(self, conn: asyncpg.Connection, recording_sid: str) -> bytes | None:
+    async def get(self, conn: Connection, recording_sid: str) -> bytes | None:
         path = self._path(recording_sid)
         return await asyncio.to_thread(path.read_bytes) if path.exists() else None
 
@@ -96,7 +97,7 @@ def media_store(kind: str, data_dir: Path) -> MediaStore:
     return DirectoryStore(data_dir / "recordings") if kind == "directory" else PostgresStore()
 
 
-async def enqueue_fetch(conn: asyncpg.Connection, recording_sid: str, call_sid: str, account_sid: str) -> None:
+async def enqueue_fetch(conn: Connection, recording_sid: str, call_sid: str, account_sid: str) -> None:
     await conn.execute(
         """
         INSERT INTO recording_fetches (recording_sid, call_sid, account_sid) VALUES ($1, $2, $3)
@@ -108,7 +109,7 @@ async def enqueue_fetch(conn: asyncpg.Connection, recording_sid: str, call_sid: 
     )
 
 
-async def enqueue_unannounced(conn: asyncpg.Connection, older_than_s: float) -> int:
+async def enqueue_unannounced(conn: Connection, older_than_s: float) -> int:
     """Recordings whose status callback never came: fetch them anyway."""
     added: int = await conn.fetchval(
         """
@@ -128,7 +129,7 @@ async def enqueue_unannounced(conn: asyncpg.Connection, older_than_s: float) -> 
     return added
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Fetch]:
+async def claim_due(conn: Connection, limit: int, lease_s: float) -> list[Fetch]:
     """Take due fetches for ``lease_s`` seconds; other processes skip them meanwhile."""
     rows = await conn.fetch(
         """
@@ -174,7 +175,7 @@ async def keep_media(chain: Chain, store: MediaStore, fetch: Fetch, media: bytes
     return digest
 
 
-async def fetch_failed(conn: asyncpg.Connection, fetch: Fetch, error: str, retry_at: datetime | None) -> None:
+async def fetch_failed(conn: Connection, fetch: Fetch, error: str, retry_at: datetime | None) -> None:
     """Note a failed attempt: try again at ``retry_at``, or give up (status failed) if None."""
     await conn.execute(
         """
@@ -189,19 +190,19 @@ async def fetch_failed(conn: asyncpg.Connection, fetch: Fetch, error: str, retry
     )
 
 
-async def next_due(conn: asyncpg.Connection) -> datetime | None:
+async def next_due(conn: Connection) -> datetime | None:
     due: datetime | None = await conn.fetchval(
         "SELECT min(next_attempt_at) FROM recording_fetches WHERE status = 'pending'"
     )
     return due
 
 
-async def pending_fetches(conn: asyncpg.Connection) -> int:
+async def pending_fetches(conn: Connection) -> int:
     count: int = await conn.fetchval("SELECT count(*) FROM recording_fetches WHERE status = 'pending'")
     return count
 
 
-async def fetch_status(conn: asyncpg.Connection, recording_sid: str) -> asyncpg.Record | None:
+async def fetch_status(conn: Connection, recording_sid: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """
         SELECT f.status, f.attempts, f.last_error, f.next_attempt_at, m.sha256, m.size_bytes, m.stored_in

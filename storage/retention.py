@@ -20,6 +20,7 @@ from datetime import datetime
 import asyncpg
 
 from storage.ledger import Chain
+from storage.postgres import Connection
 
 __all__ = ["CALL_TABLES", "Removal", "active_holds", "hold", "plan_removal", "remove"]
 
@@ -61,7 +62,7 @@ async def hold(chain: Chain, subject: str, action: str, reason: str, actor: str)
     )
 
 
-async def active_holds(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def active_holds(conn: Connection) -> list[asyncpg.Record]:
     return await conn.fetch(
         """
         SELECT DISTINCT ON (subject) subject, action, reason, actor, at FROM hold_events
@@ -70,9 +71,7 @@ async def active_holds(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
-async def plan_removal(
-    conn: asyncpg.Connection, periods_days: Mapping[str, int], default_days: int, now: datetime
-) -> Removal:
+async def plan_removal(conn: Connection, periods_days: Mapping[str, int], default_days: int, now: datetime) -> Removal:
     """What a retention run at ``now`` would remove (nothing is changed)."""
     call_sids = [
         r["call_sid"]

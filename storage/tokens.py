@@ -9,6 +9,8 @@ from datetime import datetime
 
 import asyncpg
 
+from storage.postgres import Connection
+
 __all__ = ["ROLES", "Token", "create_token", "find_token", "list_tokens", "revoke_token"]
 
 ROLES = ("agent", "staff", "admin")
@@ -28,7 +30,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(conn: asyncpg.Connection, name: str, role: str) -> tuple[Token, str]:
+async def create_token(conn: Connection, name: str, role: str) -> tuple[Token, str]:
     """A new token: its record, and the secret itself (never stored, never shown again)."""
     secret = PREFIX + secrets.token_urlsafe(32)
     row = await conn.fetchrow(
@@ -38,17 +40,17 @@ async def create_token(conn: asyncpg.Connection, name: str, role: str) -> tuple[
     return _token(row), secret
 
 
-async def find_token(conn: asyncpg.Connection, secret: str) -> Token | None:
+async def find_token(conn: Connection, secret: str) -> Token | None:
     """The live token with this secret, or None (unknown or revoked)."""
     row = await conn.fetchrow("SELECT * FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL", _hash(secret))
     return _token(row) if row else None
 
 
-async def list_tokens(conn: asyncpg.Connection) -> list[Token]:
+async def list_tokens(conn: Connection) -> list[Token]:
     return [_token(r) for r in await conn.fetch("SELECT * FROM api_tokens ORDER BY id")]
 
 
-async def revoke_token(conn: asyncpg.Connection, token_id: int) -> bool:
+async def revoke_token(conn: Connection, token_id: int) -> bool:
     status = await conn.execute(
         "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", token_id
     )

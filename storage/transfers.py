@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from storage.ledger import Chain
+from storage.postgres import Connection
 
 __all__ = [
     "FINAL_KINDS",
@@ -35,7 +34,7 @@ class Transfer:
     status: str
 
 
-async def active_transfer(conn: asyncpg.Connection, call_sid: str) -> UUID | None:
+async def active_transfer(conn: Connection, call_sid: str) -> UUID | None:
     """The call's transfer still under way, if any (call inside the creating transaction)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('transfer:' || $1))", call_sid)
     found: UUID | None = await conn.fetchval(
@@ -81,7 +80,7 @@ async def add_event(chain: Chain, transfer_id: UUID, kind: str, detail: dict[str
     return _event(row["content"])
 
 
-async def load_transfer(conn: asyncpg.Connection, transfer_id: UUID) -> Transfer | None:
+async def load_transfer(conn: Connection, transfer_id: UUID) -> Transfer | None:
     row = await conn.fetchrow(
         """
         SELECT t.*, (SELECT kind FROM transfer_events e WHERE e.transfer_id = t.transfer_id
@@ -97,7 +96,7 @@ async def load_transfer(conn: asyncpg.Connection, transfer_id: UUID) -> Transfer
     )
 
 
-async def transfer_events(conn: asyncpg.Connection, transfer_id: UUID) -> list[dict[str, Any]]:
+async def transfer_events(conn: Connection, transfer_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT to_jsonb(e.*) AS content FROM transfer_events e WHERE transfer_id = $1 ORDER BY id", transfer_id
     )

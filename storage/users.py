@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncpg
 
+from storage.postgres import Connection
+
 __all__ = ["create_user", "find_user"]
 
 
-async def create_user(conn: asyncpg.Connection, username: str, role: str, password_hash: str) -> int:
+async def create_user(conn: Connection, username: str, role: str, password_hash: str) -> int:
     user_id: int = await conn.fetchval(
         "INSERT INTO staff_users (username, role, password_hash) VALUES ($1, $2, $3) RETURNING id",
         username,
@@ -17,7 +19,7 @@ async def create_user(conn: asyncpg.Connection, username: str, role: str, passwo
     return user_id
 
 
-async def find_user(conn: asyncpg.Connection, username: str) -> asyncpg.Record | None:
+async def find_user(conn: Connection, username: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT id, username, role, password_hash FROM staff_users WHERE username = $1 AND disabled_at IS NULL",
         username,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from storage.ledger import GENESIS, canonical_json, entry_hash
+from storage.postgres import Connection
 
 __all__ = ["EVIDENCE_TABLES", "Break", "Head", "Report", "ledger_head", "verify_ledger"]
 
@@ -77,7 +78,7 @@ class Report:
         return self.first_break is None
 
 
-async def ledger_head(conn: asyncpg.Connection) -> Head:
+async def ledger_head(conn: Connection) -> Head:
     row = await conn.fetchrow("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
     return Head(row["seq"], row["hash"]) if row else Head(0, GENESIS)
 
@@ -97,7 +98,7 @@ def _entries_with_rows() -> str:
     """
 
 
-async def verify_ledger(conn: asyncpg.Connection, *, since_head: str | None = None) -> Report:
+async def verify_ledger(conn: Connection, *, since_head: str | None = None) -> Report:
     """Recompute the whole chain in one consistent snapshot; stop at the first break."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         walk = _Walk(since_head)
@@ -147,7 +148,7 @@ class _Walk:
         return Report(self.seq, Head(self.seq, self.hash), found, self.since_head_seq, self.removed)
 
 
-async def _explained(conn: asyncpg.Connection, found: Break, prev_hash: str) -> Break:
+async def _explained(conn: Connection, found: Break, prev_hash: str) -> Break:
     """A broken link that points at another entry of the chain is a reordering."""
     if found.problem != "rewritten":
         return found
@@ -158,7 +159,7 @@ async def _explained(conn: asyncpg.Connection, found: Break, prev_hash: str) -> 
     return Break("reordered", found.seq, found.kind, found.ref_id, detail)
 
 
-async def _tampered_tombstone(conn: asyncpg.Connection) -> Break | None:
+async def _tampered_tombstone(conn: Connection) -> Break | None:
     """Each retention run's chained digest must still match the list of rows it removed."""
     async for run in conn.cursor("SELECT id, removed_digest FROM retention_runs ORDER BY id"):
         lines = await conn.fetchval(
@@ -174,7 +175,7 @@ async def _tampered_tombstone(conn: asyncpg.Connection) -> Break | None:
     return None
 
 
-async def _unchained(conn: asyncpg.Connection, table: str) -> Break | None:
+async def _unchained(conn: Connection, table: str) -> Break | None:
     row = await conn.fetchrow(
         f"""
         SELECT min(t.id) AS first_id, count(*) AS rows FROM {table} t

@@ -57,6 +57,6 @@ async def forwarded_middleware(request: web.Request, handler: Handler) -> web.St
     proxies = request.config_dict[SETTINGS].trusted_proxies
     if proxies and "X-Forwarded-For" in request.headers:
         client = client_address(request.remote, request.headers["X-Forwarded-For"], proxies)
-        if client != request.remote:
+        if client is not None and client != request.remote:  # None only when the peer is None
             request = request.clone(remote=client)
     return await handler(request)

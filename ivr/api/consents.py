@@ -19,7 +19,7 @@ from ivr.appkeys import FLOWS, PG_POOL
 from ivr.identifiers import normalize_phone
 from ivr.time_budget import POOL_ACQUIRE_S
 from storage.consent_search import accounts_for_phone, search_events, suppressed_numbers
-from storage.consent_state import ConsentState, consent_state
+from storage.consent_state import ConsentState, consent_states
 
 __all__ = ["consent_events", "subject_consents", "suppression"]
 
@@ -42,10 +42,7 @@ async def subject_consents(request: web.Request) -> web.Response:
         accounts = await accounts_for_phone(conn, phone)
         subjects = {}
         for subject in [phone, *accounts]:
-            subjects[subject] = [
-                _state(await consent_state(conn, subject, purpose, as_of=as_of, opt_out_days=days))
-                for purpose, days in sorted(rules.items())
-            ]
+            subjects[subject] = [_state(state) for state in await consent_states(conn, subject, rules, as_of=as_of)]
     return json_response({"phone": phone, "as_of": as_of, "accounts": accounts, "consents": subjects})
 
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-import asyncpg
 import click
 from aiohttp import web
 
@@ -20,6 +19,7 @@ from ivr import appkeys
 from ivr.flow_catalog import deployed_flows
 from ivr.resources import postgres_ctx, postgres_server_ctx
 from ivr.settings import ConfigError, Settings
+from storage.postgres import Connection
 
 __all__ = [
     "DEV_TOKEN_FILE",
@@ -90,7 +90,7 @@ def deployed_or_exit() -> dict[str, Flow]:
         sys.exit(1)
 
 
-async def with_conn(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+async def with_conn(work: Callable[[Connection], Awaitable[T]]) -> T:
     settings = load_settings(os.environ, need_twilio=False)
     async with storage_app(settings) as app, app[appkeys.PG_POOL].acquire() as conn:
         return await work(conn)

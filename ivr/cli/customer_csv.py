@@ -1,6 +1,6 @@
 """Reading the customer directory from CSV: ``account_number,name,phones,pin``.
 
-Phones are separated by ``;`` and normalized to E.164 with ``phonenumbers`` (national
+Phones are separated by ``;`` and normalized to E.164 by ``ivr.identifiers`` (national
 numbers are read as US). Every row is checked before anything is stored, and every
 problem is reported with its line number; PINs are hashed here and never kept.
 """
@@ -13,17 +13,14 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import phonenumbers
-
 from ivr.access.passwords import hash_secret
+from ivr.identifiers import ACCOUNT_NUMBER, InvalidIdentifier, normalize_phone
 from storage.customers import Customer
 
 __all__ = ["CustomerRow", "parse_customers", "with_hashed_pins"]
 
 REQUIRED_COLUMNS = ("account_number", "name", "phones", "pin")
-_ACCOUNT = re.compile(r"^\d{4,20}$")
 _PIN = re.compile(r"^\d{4,8}$")
-DEFAULT_REGION = "US"
 
 
 @dataclass(frozen=True)
@@ -37,12 +34,9 @@ class CustomerRow:
 
 def _e164(raw: str) -> str | None:
     try:
-        number = phonenumbers.parse(raw, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
+        return normalize_phone(raw)
+    except InvalidIdentifier:
         return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def parse_customers(text: str) -> tuple[list[CustomerRow], list[str]]:
@@ -61,7 +55,7 @@ def parse_customers(text: str) -> tuple[list[CustomerRow], list[str]]:
         pin = (record["pin"] or "").strip() or None
         raw_phones = [p.strip() for p in (record["phones"] or "").split(";") if p.strip()]
         phones = [_e164(p) for p in raw_phones]
-        if not _ACCOUNT.match(account):
+        if not ACCOUNT_NUMBER.match(account):
             problems.append(f"line {line}: account_number must be 4 to 20 digits")
         elif account in seen:
             problems.append(f"line {line}: account_number {account} appears twice")

@@ -16,10 +16,10 @@ from ivr.cli.common import (
     storage_app,
 )
 from ivr.evidence.receipt_files import ReceiptWriter
-from ivr.evidence.receipts import build_receipt, withdrawal_codes
+from ivr.evidence.receipts import ReceiptMaker
 from ivr.flow_catalog import purpose_rules
 from ivr.ops.logs import configure_logging
-from storage.consent_state import ConsentState, consent_state
+from storage.consent_state import ConsentState, consent_states
 from storage.exports import events_for_receipts
 from storage.verify import Head, Report, ledger_head, verify_ledger
 
@@ -66,10 +66,7 @@ def consent(subject: str, as_of: datetime | None) -> None:
 
     async def run() -> list[ConsentState]:
         async with storage_app(settings) as app, app[appkeys.PG_POOL].acquire() as conn:
-            return [
-                await consent_state(conn, subject, purpose, as_of=when, opt_out_days=days)
-                for purpose, days in sorted(rules.items())
-            ]
+            return await consent_states(conn, subject, rules, as_of=when)
 
     click.echo(f"{subject} as of {when.isoformat()}")
     for state in asyncio.run(run()):
@@ -88,8 +85,7 @@ def export(subject: str | None, since: datetime | None, fmt: str) -> None:
     settings = load_settings(os.environ, need_twilio=False)
     configure_logging(settings.log_level, settings.effective_log_format)
     flows = deployed_or_exit()
-    purposes = {(name, key): p for name, flow in flows.items() for key, p in flow.purposes.items()}
-    codes = withdrawal_codes(flows.values())
+    maker = ReceiptMaker(flows.values(), settings.controller)
     writer = ReceiptWriter(sys.stdout, fmt)
 
     async def run() -> int:
@@ -100,8 +96,7 @@ def export(subject: str | None, since: datetime | None, fmt: str) -> None:
         ):
             count = 0
             async for row in events_for_receipts(conn, subject=subject, since=since and since.replace(tzinfo=UTC)):
-                purpose = purposes.get((row["flow_name"], row["purpose"]))  # the words of the flow that asked
-                writer.write(build_receipt(row, settings.controller, purpose, codes.get(row["purpose"])))
+                writer.write(maker.receipt(row))
                 count += 1
             return count
 

@@ -7,6 +7,7 @@ import getpass
 import os
 from datetime import UTC, datetime
 
+import asyncpg
 import click
 
 from ivr import appkeys
@@ -81,7 +82,7 @@ def hold_remove(subject: str, reason: str) -> None:
 def hold_list() -> None:
     settings = load_settings(os.environ, need_twilio=False)
 
-    async def run() -> list:
+    async def run() -> list[asyncpg.Record]:
         async with storage_app(settings) as app, app[appkeys.PG_POOL].acquire() as conn:
             return [h for h in await active_holds(conn) if h["action"] == "place"]
 

@@ -269,7 +269,8 @@ class FakeTwilio:
         return FakeCall(self, new_call_sid(), new_caller() if caller is None else caller, dialed)
 
     def sign(self, url: str, params: dict[str, str]) -> str:
-        return self.validator.compute_signature(url, params)
+        signature: str = self.validator.compute_signature(url, params)  # twilio is untyped (Any)
+        return signature
 
     async def post(
         self,
@@ -326,7 +327,7 @@ async def simulate_call(
             break
         echo(
             "  [beep: recording; answer rec:SECONDS to speak, - for silence]"
-            if recording
+            if recording or gather is None  # not recording: a gather, or the call ended above
             else f"  [{_gather_hint(gather)}]"
         )
         keys = await next_keys(answer)

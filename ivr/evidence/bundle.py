@@ -8,12 +8,11 @@ import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-
-from ivr.evidence.receipts import build_receipt, withdrawal_codes
+from ivr.evidence.receipts import ReceiptMaker
 from ivr.flow_catalog import FlowCatalog
 from ivr.settings import Settings
 from storage.exports import events_for_receipts
+from storage.postgres import Connection
 from storage.recordings import MediaStore
 from storage.verify import ledger_head
 
@@ -55,18 +54,13 @@ Executed on ______________ at ______________.      Signature: __________________
 
 
 async def evidence_bundle(
-    conn: asyncpg.Connection, story: dict[str, Any], settings: Settings, flows: FlowCatalog, store: MediaStore
+    conn: Connection, story: dict[str, Any], settings: Settings, flows: FlowCatalog, store: MediaStore
 ) -> bytes:
     call_sid = story["call"]["row"]["call_sid"]
     head = await ledger_head(conn)
-    deployed = flows.deployed
-    purposes = {(name, key): p for name, flow in deployed.items() for key, p in flow.purposes.items()}
-    codes = withdrawal_codes(deployed.values())
-    receipts = []
+    maker = ReceiptMaker(flows.deployed.values(), settings.controller)
     async with conn.transaction(readonly=True):
-        async for row in events_for_receipts(conn, call_sid=call_sid):
-            purpose = purposes.get((row["flow_name"], row["purpose"]))
-            receipts.append(build_receipt(row, settings.controller, purpose, codes.get(row["purpose"])))
+        receipts = [maker.receipt(row) async for row in events_for_receipts(conn, call_sid=call_sid)]
     entries = [
         {"record": name, "id": record["row"].get("id"), **record["ledger"]}
         for name, value in story.items()

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
 from flows.model import CollectStep, Decision, Flow, Purpose
 
-__all__ = ["RECEIPT_SCHEMA", "Controller", "build_receipt", "withdrawal_codes"]
+__all__ = ["RECEIPT_SCHEMA", "Controller", "ReceiptMaker", "build_receipt", "withdrawal_codes"]
 
 RECEIPT_SCHEMA = "consent-ivr-receipt/1.0 (ISO/IEC TS 27560:2023; Kantara Consent Receipt v1.1)"
 
@@ -50,12 +52,26 @@ def withdrawal_codes(flows: Iterable[Flow]) -> dict[str, str]:
     return codes
 
 
+class ReceiptMaker:
+    """Receipts for decisions made on any of ``flows``, each in the words of the flow that asked."""
+
+    def __init__(self, flows: Iterable[Flow], controller: Controller) -> None:
+        flows = list(flows)
+        self._purposes = {(flow.name, key): p for flow in flows for key, p in flow.purposes.items()}
+        self._codes = withdrawal_codes(flows)
+        self._controller = controller
+
+    def receipt(self, row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
+        purpose = self._purposes.get((row["flow_name"], row["purpose"]))
+        return build_receipt(row, self._controller, purpose, self._codes.get(row["purpose"]))
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
 def build_receipt(
-    row: Mapping[str, Any],
+    row: asyncpg.Record | Mapping[str, Any],
     controller: Controller,
     purpose: Purpose | None,
     withdraw_code: str | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -47,7 +48,7 @@ def _mask_value(value: Any) -> Any:
     return value
 
 
-def mask_phone_numbers(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def mask_phone_numbers(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: mask phone numbers in every value of the event."""
     return {key: _mask_value(value) for key, value in event_dict.items()}
 
@@ -123,7 +124,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     )
     # The logging cookbook's advice for a hot path: no caller lookup (a stack walk per line;
     # structlog names the logger anyway), no thread or process fields nobody reads.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)

@@ -20,7 +20,7 @@ from ivr.time_budget import POOL_ACQUIRE_S
 from storage.access_log import access_log_entries
 from storage.call_story import subject_timeline
 from storage.caller_requests import REQUEST_STATUSES, request_status_change, requests_by_status
-from storage.consent_state import consent_state
+from storage.consent_state import consent_states
 from storage.customers import customer
 from storage.ledger import chained
 
@@ -80,10 +80,7 @@ async def person_page(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     rules = request.config_dict[FLOWS].purpose_rules()
     async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
-        states = [
-            await consent_state(conn, subject, purpose, as_of=now, opt_out_days=days)
-            for purpose, days in sorted(rules.items())
-        ]
+        states = await consent_states(conn, subject, rules, as_of=now)
         timeline = await subject_timeline(conn, subject)
     return render_page(request, "person.html", subject=subject, states=states, timeline=timeline, now=now)
 

@@ -13,6 +13,8 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from flows.model import ConnectEnded, Digits, NoInput, Recorded
+from ivr.destinations import is_flow_name
+from ivr.identifiers import ACCOUNT_SID, RECORDING_SID, is_call_sid
 from storage.evidence import CallEnding, CallRecord, RecordingStatus
 
 __all__ = [
@@ -36,7 +38,7 @@ __all__ = [
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 # A real webhook body is about 1-2 KB; anything far larger is not Twilio.
 MAX_FORM_BYTES = 64 * 1024
-_CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+
 _DTMF = re.compile(r"^[0-9*#]{0,64}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -46,7 +48,7 @@ def _bad(reason: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=reason + "\n")
 
 
-async def read_form(request: web.Request) -> MultiDictProxy[str | web.FileField]:
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     """The POSTed form, or 400 when the body is not a UTF-8 url-encoded form."""
     if request.content_type != _FORM_TYPE:
         raise _bad(f"expected {_FORM_TYPE}")
@@ -68,7 +70,7 @@ def _field(form: Mapping[str, object], name: str) -> str:
 
 def call_sid_of(form: Mapping[str, object]) -> str:
     call_sid = _field(form, "CallSid")
-    if not _CALL_SID.match(call_sid):
+    if not is_call_sid(call_sid):
         raise _bad("CallSid missing or malformed")
     return call_sid
 
@@ -101,7 +103,6 @@ def no_input_of(form: Mapping[str, object], seq: int) -> NoInput:
     return NoInput(seq=seq)
 
 
-_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 _STATUS = re.compile(r"^[a-z-]{1,32}$")
 
 
@@ -114,7 +115,7 @@ def recorded_of(form: Mapping[str, object], seq: int) -> Recorded:
     """A <Record> action: the recording, and how it ended (a key, or ``hangup``)."""
     sid = _field(form, "RecordingSid")
     url = _field(form, "RecordingUrl")
-    if not _SID.match(sid) or not url.startswith("https://"):
+    if not RECORDING_SID.match(sid) or not url.startswith("https://"):
         raise _bad("RecordingSid and an https RecordingUrl are required")
     ended_by = _field(form, "Digits")
     if ended_by != "hangup" and not _DTMF.match(ended_by):
@@ -133,10 +134,10 @@ def connect_ended_of(form: Mapping[str, object], seq: int) -> ConnectEnded:
 def recording_status_of(form: Mapping[str, object]) -> RecordingStatus:
     sid = _field(form, "RecordingSid")
     status = _field(form, "RecordingStatus")
-    if not _SID.match(sid) or not _STATUS.match(status):
+    if not RECORDING_SID.match(sid) or not _STATUS.match(status):
         raise _bad("RecordingSid and RecordingStatus are required")
     account_sid = _field(form, "AccountSid")
-    if not _SID.match(account_sid) or not account_sid.startswith("AC"):
+    if not ACCOUNT_SID.match(account_sid):
         raise _bad("AccountSid is required")
     return RecordingStatus(
         recording_sid=sid,
@@ -166,15 +167,12 @@ def call_ending_of(form: Mapping[str, object]) -> CallEnding:
     )
 
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-
-
 def flow_choice_of(request: web.Request) -> tuple[str | None, str | None]:
     """``?flow=NAME&lang=xx`` from the number's configured voice URL, if any."""
     flow_name = request.query.get("flow") or None
     lang = request.query.get("lang") or None
     for value, what in ((flow_name, "flow"), (lang, "lang")):
-        if value is not None and not _NAME.match(value):
+        if value is not None and not is_flow_name(value):  # a language tag (en, es) fits it too
             raise _bad(f"{what} must be a lowercase name")
     return flow_name, lang
 
