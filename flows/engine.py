@@ -7,6 +7,7 @@ flow definition, never decided here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -112,7 +113,27 @@ def advance(flow: Flow, state: CallState, event: Event) -> Progress:
     answer = _ANSWERS.get(step.kind)
     if answer is None:
         raise FlowError(flow.name, step.id, f"a {step.kind} step does not wait for input")
-    return answer(flow, state, step, event)
+    settled, heard = _notice_settled(flow, state)
+    progress = answer(flow, settled, step, event)
+    if isinstance(progress, Outcome) and progress.stale:  # a misrouted webhook proves nothing
+        return Outcome(state, replay(flow, state), stale=True)
+    return replace(progress, facts=heard + progress.facts) if heard else progress
+
+
+def _notice_settled(flow: Flow, state: CallState) -> tuple[CallState, tuple[Fact, ...]]:
+    """The call answered the prompt a notice was part of: the notice played to its end.
+
+    A notice plays before the caller can answer (it is not barged in on), so any answer
+    to its prompt — keys, silence, a recording — proves it was heard whole; a caller who
+    hangs up during it sends none, and the notice is not counted as given.
+    """
+    if state.notice_playing is None:
+        return (replace(state, fixed=0) if state.fixed else state), ()
+    step = flow.steps[state.notice_playing]
+    assert isinstance(step, SayStep) and step.notice is not None
+    fact = NoticeFact(state.seq, step.id, step.notice, state.spoken[state.fixed - 1], state.lang)
+    heard = state.notices_heard + ((step.notice,) if step.notice not in state.notices_heard else ())
+    return replace(state, fixed=0, notice_playing=None, notices_heard=heard), (fact,)
 
 
 def resume(flow: Flow, pending: Pending, result: EffectResult) -> Progress:
@@ -246,6 +267,11 @@ def _answer_record(flow: Flow, state: CallState, step: Step, event: Event) -> Pr
         heard=state.heard,
         lang=state.lang,
     )
+    if event.ended_by == HUNG_UP and state.request_type is not None and isinstance(flow.steps[step.next], RequestStep):
+        # Hanging up is how a caller naturally ends a description: the request is opened
+        # with the recording, and the call ends there.
+        moved = replace(state, seq=state.seq + 1, attempts=0, step=step.next, recording_sid=event.recording_sid)
+        return Pending(moved, OpenRequest(state.request_type, event.recording_sid), (fact,))
     if event.ended_by == HUNG_UP:
         # The caller left mid-statement: the recording is kept, nothing follows from it,
         # and the call stays at this step, so its ending is marked abandoned here.
@@ -338,7 +364,10 @@ def _pin_checked(flow: Flow, pending: Pending, step: IdentifyStep, checked: PinC
         return _retry(flow, state, step, event, KeypressOutcome.INVALID, apology=step.wrong_pin)
     if checked.verdict is PinVerdict.LOCKED:
         fact = _keypress(state, event, KeypressOutcome.INVALID)
-        return _enter(flow, _unidentified(_accepted(state, event)), step.on_failure, facts=(fact,))
+        moved = _unidentified(_accepted(state, event))
+        minutes = str(max(1, math.ceil((checked.locked_for_s or 0) / 60)))
+        said = (_say(flow, moved, step.locked, minutes=minutes),) if step.locked is not None else ()
+        return _enter(flow, moved, step.on_failure, facts=(fact,), spoken=said)
     how = Identification.ANI_PIN if state.identify_phase == _PIN_AFTER_ANI else Identification.ACCOUNT_PIN
     moved = replace(_accepted(state, event), identify_phase=None, identification=how)
     return _enter(flow, moved, step.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
@@ -358,8 +387,15 @@ def _answer_number(flow: Flow, state: CallState, step: Step, event: Event) -> Pr
 
 
 def _needs_number(state: CallState) -> bool:
-    identified = state.identification is not Identification.ANI
-    return is_withheld(state.caller) and not identified
+    return is_withheld(state.caller) and state.identification is Identification.ANI
+
+
+def _identified(state: CallState) -> bool:
+    """Bound to a customer by a PIN on this call (caller ID or account number, then PIN)."""
+    return state.customer is not None and state.identification in (
+        Identification.ANI_PIN,
+        Identification.ACCOUNT_PIN,
+    )
 
 
 def _request_opened(flow: Flow, pending: Pending, step: RequestStep, opened: RequestOpened) -> Progress:
@@ -422,7 +458,23 @@ def _follow(
         moved = replace(moved, lang=choice.lang.get(state.lang, state.lang))
     if choice.action is not None:
         moved = replace(moved, action=choice.action, chosen_at=step.id)
-    return _enter(flow, moved, choice.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+    target = choice.next
+    notice = _notice_needed(flow, moved)
+    if notice is not None:  # a grant that needs a notice the caller has not heard: play it first
+        moved, target = replace(moved, resume_at=target), notice
+    return _enter(flow, moved, target, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+
+
+def _notice_needed(flow: Flow, state: CallState) -> str | None:
+    """The notice step a grant must be preceded by on this call, if it has not been heard."""
+    if state.action is not Decision.GRANT or state.purpose is None:
+        return None
+    notice_step = flow.purposes[state.purpose].notice_step
+    if notice_step is None or state.notice_playing == notice_step:
+        return None
+    notice = flow.steps[notice_step]
+    assert isinstance(notice, SayStep)
+    return None if notice.notice in state.notices_heard else notice_step
 
 
 def _accepted(state: CallState, event: Digits) -> CallState:
@@ -509,8 +561,14 @@ def _enter(
             assert state.request_type is not None, "a request step needs a request choice first"
             return Pending(state, OpenRequest(state.request_type, state.recording_sid), facts, spoken)
         spoken += (_say(flow, state, step.say),)
+        if isinstance(step, SayStep) and step.notice is not None:
+            # Heard whole before the next answer (fixed); counted when the call answers after it.
+            step_id = state.resume_at or step.next
+            state = replace(state, notice_playing=step.id, fixed=len(spoken), resume_at=None)
+            continue
+        if isinstance(step, DecideStep):
+            facts += (_decision(flow, state, step),)
         if isinstance(step, SayStep | DecideStep):
-            facts += _passing_facts(flow, state, step, spoken[-1])
             step_id = step.next
             continue
         return _stop_at(flow, state, step, spoken, facts)
@@ -522,19 +580,14 @@ def _bypass(state: CallState, step: Step) -> tuple[str, tuple[Fact, ...]] | None
     if isinstance(step, ReturnStep) and state.return_to is None:
         # Nobody transferred this caller in: there is no one to return them to.
         return step.on_failure, (ConnectFact(state.seq, step.id, "", "no-return-target", connected=False),)
-    if isinstance(step, IdentifyStep) and state.identification is not Identification.ANI:
+    if isinstance(step, IdentifyStep) and _identified(state):
         return step.next, ()  # already identified on this call
+    if isinstance(step, NumberStep) and is_withheld(state.caller) and not _identified(state):
+        if state.action is Decision.GRANT:
+            return step.on_grant, ()  # a keyed-in number can never be granted for
     if isinstance(step, NumberStep) and not _needs_number(state):
         return step.next, ()  # the caller ID (or the identified customer) is the subject
     return None
-
-
-def _passing_facts(flow: Flow, state: CallState, step: SayStep | DecideStep, said: str) -> tuple[Fact, ...]:
-    if isinstance(step, DecideStep):
-        return (_decision(flow, state, step),)
-    if step.notice is not None:
-        return (NoticeFact(state.seq, step.id, step.notice, said, state.lang),)
-    return ()
 
 
 def _stop_at(flow: Flow, state: CallState, step: Step, spoken: tuple[str, ...], facts: tuple[Fact, ...]) -> Progress:
@@ -553,11 +606,16 @@ def _stop_at(flow: Flow, state: CallState, step: Step, spoken: tuple[str, ...], 
 def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
     if state.purpose is None or state.action is None:
         raise FlowError(flow.name, step.id, "reached a decision with no pending choice")
-    identified = state.customer is not None and state.identification is not Identification.ANI
-    subject = state.customer if identified else (state.subject_phone or state.caller)
+    identified = _identified(state)
+    grant = state.action is Decision.GRANT
+    purpose = flow.purposes[state.purpose]
+    if grant and not identified and is_withheld(state.caller):
+        raise FlowError(flow.name, step.id, "a grant binds only a verified subject, never a keyed-in number")
+    if grant and purpose.notice_step is not None and not _notice_was_heard(flow, state, purpose.notice_step):
+        raise FlowError(flow.name, step.id, f"a {state.purpose} grant needs its notice heard whole on the call first")
+    subject = state.customer if identified else (state.caller if grant else (state.subject_phone or state.caller))
     if subject is None or (not identified and state.subject_phone is None and is_withheld(state.caller)):
         raise FlowError(flow.name, step.id, "a decision needs a subject: identify or ask for the number first")
-    purpose = flow.purposes[state.purpose]
     return DecisionFact(
         seq=state.seq - 1,  # the confirming keypress
         step=step.id,
@@ -608,11 +666,17 @@ def _ask(flow: Flow, state: CallState, speech: tuple[str, ...]) -> Instruction:
         num_digits=None if many else SINGLE_KEY,
         timeout_s=flow.no_input_timeout_s,
         finish_on_key=CollectStep.finish_on_key if many else "",
+        fixed=state.fixed,
     )
 
 
-def _say(flow: Flow, state: CallState, prompt: Prompt) -> str:
-    fields: dict[str, str] = {}
+def _notice_was_heard(flow: Flow, state: CallState, notice_step: str) -> bool:
+    notice = flow.steps[notice_step]
+    return isinstance(notice, SayStep) and notice.notice in state.notices_heard
+
+
+def _say(flow: Flow, state: CallState, prompt: Prompt, **extra: str) -> str:
+    fields: dict[str, str] = dict(extra)
     if state.reference is not None:
         fields["reference"] = " ".join(state.reference)  # read out digit by digit
     if state.purpose is not None:

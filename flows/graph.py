@@ -26,7 +26,9 @@ __all__ = ["in_call_order", "successors"]
 
 def successors(step: Step) -> list[str]:
     """The steps ``step`` may go to next (a confirm's "back" depends on the call, so is not listed)."""
-    if isinstance(step, (SayStep, DecideStep, RecordStep, NumberStep, RequestStep)):
+    if isinstance(step, NumberStep):
+        return [step.next, step.on_grant]
+    if isinstance(step, (SayStep, DecideStep, RecordStep, RequestStep)):
         return [step.next]
     if isinstance(step, (TransferStep, ReturnStep, IdentifyStep)):
         return [step.next, step.on_failure]

@@ -51,7 +51,7 @@ __all__ = [
 
 # Flow-wide messages every definition must provide, in every language.
 REQUIRED_MESSAGES = ("invalid", "no_input", "too_many_attempts", "system_error", "unknown_call")
-TEMPLATE_FIELDS = frozenset({"choice", "purpose", "statement", "reference"})
+TEMPLATE_FIELDS = frozenset({"choice", "purpose", "statement", "reference", "minutes"})
 # Logical places a transfer step may send a caller; the deployment says where each is.
 DESTINATIONS = frozenset({"agents"})
 MAX_RECORDING_S = 3600  # Twilio's own <Record maxLength> ceiling
@@ -134,6 +134,7 @@ def _purpose(key: str, p: Mapping[str, Any]) -> Purpose:
         honor_business_days=int(honor) if honor is not None else None,
         opt_out_days=int(p["opt_out_days"]) if "opt_out_days" in p else None,
         scope=str(p.get("scope", "standing")),
+        notice_step=p.get("notice_step"),
     )
 
 
@@ -175,7 +176,7 @@ _KINDS: dict[str, type[Step]] = {
         GoodbyeStep,
     )
 }
-_PROMPT_FIELDS = frozenset({"say", "ask_account", "ask_pin", "unknown_account", "wrong_pin"})
+_PROMPT_FIELDS = frozenset({"say", "ask_account", "ask_pin", "unknown_account", "wrong_pin", "locked"})
 _CHOICE_FIELDS = frozenset({"choices", "codes"})
 _RETRY_KEYS = frozenset({"on_invalid", "on_no_input", "max_attempts"})
 
@@ -214,6 +215,10 @@ def _problems(flow: Flow) -> Iterator[str]:
     for key, purpose in flow.purposes.items():
         if purpose.scope not in ("standing", "call"):
             yield f"purpose {key!r}: scope must be 'standing' or 'call'"
+        if purpose.notice_step is not None:
+            notice = flow.steps.get(purpose.notice_step)
+            if not isinstance(notice, SayStep) or notice.notice is None:
+                yield f"purpose {key!r}: notice_step {purpose.notice_step!r} is not a say step giving a notice"
     unreachable = set(flow.steps) - {step.id for step in in_call_order(flow)}
     for step_id in sorted(unreachable):
         yield f"step {step_id!r} is unreachable from {flow.start!r}"
@@ -277,14 +282,15 @@ def _all_prompts(flow: Flow) -> Iterator[tuple[str, Prompt]]:
                 yield f"purpose {key!r} {part}", getattr(purpose, part)
     for step in flow.steps.values():
         yield f"step {step.id!r}", step.say
-        if isinstance(step, IdentifyStep):
-            for part in ("ask_account", "ask_pin", "unknown_account", "wrong_pin"):
-                yield f"step {step.id!r} {part}", getattr(step, part)
+        parts = _IDENTIFY_PROMPTS if isinstance(step, IdentifyStep) else ()
         retry = getattr(step, "retry", None)
-        for part in ("on_invalid", "on_no_input"):
-            retry_prompt = getattr(retry, part, None)
-            if retry_prompt is not None:
-                yield f"step {step.id!r} {part}", retry_prompt
+        for owner, part in [(step, p) for p in parts] + [(retry, p) for p in ("on_invalid", "on_no_input")]:
+            extra: Prompt | None = getattr(owner, part, None)
+            if extra is not None:
+                yield f"step {step.id!r} {part}", extra
+
+
+_IDENTIFY_PROMPTS = ("ask_account", "ask_pin", "unknown_account", "wrong_pin", "locked")
 
 
 def _choices(step: Step) -> Mapping[str, Choice]:

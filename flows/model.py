@@ -78,7 +78,7 @@ class Decision(StrEnum):
 
 
 class Channel(StrEnum):
-    """How a decision reached us (DESIGN rule 5)."""
+    """How a decision reached us (docs/architecture.md, rule 5)."""
 
     KEYPAD = "keypad"
     DIALING_STRING = "dialing_string"
@@ -141,6 +141,9 @@ class Purpose:
     honor_business_days: int | None = None  # a revocation must be honored within this many
     opt_out_days: int | None = None  # opt-out basis: deemed granted this long after the notice
     scope: str = "standing"  # "call": a decision in effect only until the call ends
+    # The say step whose notice a caller must have heard, to its end, on this call before
+    # granting (CPNI: 47 CFR 64.2008). The engine plays it first whatever path led here.
+    notice_step: str | None = None
 
     def describe(self, action: Decision) -> Prompt:
         return self.grant if action is Decision.GRANT else self.revoke
@@ -259,16 +262,19 @@ class RecordStep:
 
 @dataclass(frozen=True)
 class NumberStep:
-    """Asks for the phone number a decision is for, only when the caller ID is withheld.
+    """Asks for the phone number a revocation is for, only when the caller ID is withheld.
 
-    A withheld or unusable caller ID never becomes a subject; such a caller can still
-    revoke (or opt in) for a number they key in.
+    A withheld or unusable caller ID never becomes a subject. Such a caller can revoke
+    for a number they key in (revoking is always safe), but a keyed-in number proves
+    nothing about who is calling, so a grant goes to ``on_grant`` instead (where the
+    caller identifies with account and PIN, or is told to call from that number).
     """
 
     kind: ClassVar[str] = "number"
     id: str
     say: Prompt
     next: str
+    on_grant: str
     retry: Retry = Retry()
     finish_on_key: ClassVar[str] = "#"
 
@@ -324,6 +330,7 @@ class IdentifyStep:
     wrong_pin: Prompt
     next: str
     on_failure: str
+    locked: Prompt | None = None  # PIN entry locked after too many wrong PINs ({minutes})
     retry: Retry = Retry()
     finish_on_key: ClassVar[str] = "#"
 
@@ -425,6 +432,12 @@ class CallState:
     agent: str | None = None  # the agent who transferred the caller in
     transfer_id: str | None = None
     finished: bool = False
+    # The first ``fixed`` utterances of ``spoken`` play before the caller can answer (a
+    # legal notice is heard whole, never barged in on); the rest may be interrupted.
+    fixed: int = 0
+    notice_playing: str | None = None  # a notice step now playing, heard once the call answers after it
+    notices_heard: tuple[str, ...] = ()  # notices heard to their end on this call
+    resume_at: str | None = None  # where a grant goes on after the notice it needed first
 
     @property
     def heard(self) -> str:
@@ -477,7 +490,11 @@ Event = Digits | NoInput | Recorded | ConnectEnded
 
 @dataclass(frozen=True)
 class Ask:
-    """Play ``speech`` (interruptible) and wait for keys; answer to prompt ``seq``."""
+    """Play ``speech`` and wait for keys; answer to prompt ``seq``.
+
+    The first ``fixed`` utterances play to their end before keys are listened for (a
+    notice); the rest may be interrupted by the caller's answer.
+    """
 
     speech: tuple[str, ...]
     language: str
@@ -485,6 +502,7 @@ class Ask:
     num_digits: int | None  # None: any number of keys, ended by finish_on_key or silence
     timeout_s: int
     finish_on_key: str = ""
+    fixed: int = 0
 
 
 @dataclass(frozen=True)
@@ -562,6 +580,7 @@ class CustomerLookup:
 @dataclass(frozen=True)
 class PinChecked:
     verdict: PinVerdict
+    locked_for_s: int | None = None  # with LOCKED: how long PIN entry stays locked
 
 
 @dataclass(frozen=True)

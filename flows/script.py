@@ -72,6 +72,8 @@ def render_script(flow: Flow) -> str:
             lines.append(
                 f"    opt-out basis: deemed granted {purpose.opt_out_days} days after the notice unless restricted"
             )
+        if purpose.notice_step is not None:
+            lines.append(f"    a grant is always preceded on the call by the whole notice of {purpose.notice_step}")
         if purpose.honor_business_days is not None:
             lines.append(f"    a revocation is honored within {purpose.honor_business_days} business days")
     lines.append("")
@@ -107,8 +109,13 @@ def _nothing(flow: Flow, step: Any) -> list[str]:
 
 def _then(flow: Flow, step: Any) -> list[str]:
     notice = getattr(step, "notice", None)
-    evidence = [f"  kept as evidence: notice {notice!r} given, in these words"] if notice else []
-    return evidence + [f"  then -> {step.next}"]
+    evidence = (
+        [f"  plays whole, before any key is heard; kept as evidence (notice {notice!r}) once the call answers after it"]
+        if notice
+        else []
+    )
+    grants = [f"  a grant (never for a keyed-in number) -> {step.on_grant}"] if isinstance(step, NumberStep) else []
+    return evidence + grants + [f"  then -> {step.next}"]
 
 
 def _record(flow: Flow, step: Any) -> list[str]:
@@ -123,8 +130,9 @@ def _connect(flow: Flow, step: Any) -> list[str]:
 
 def _identify(flow: Flow, step: Any) -> list[str]:
     lines = ["  caller ID of exactly one customer -> asks for the PIN; otherwise for the account number first"]
-    for part in ("ask_account", "ask_pin", "unknown_account", "wrong_pin"):
-        lines.extend(_prompt_lines(part, getattr(step, part), indent=2))
+    for part in ("ask_account", "ask_pin", "unknown_account", "wrong_pin", "locked"):
+        if getattr(step, part) is not None:
+            lines.extend(_prompt_lines(part, getattr(step, part), indent=2))
     lines.append(f"  PIN right -> {step.next}; attempts used up or PIN entry locked -> {step.on_failure}")
     return lines
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -97,6 +98,16 @@ def _trusted_proxies(value: object) -> object:
         raise ValueError(f"must be IP addresses or networks separated by commas ({exc})") from None
 
 
+def _time_zone(value: object) -> object:
+    """``America/New_York`` -> the IANA time zone (its rules, daylight saving included)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone name, like America/New_York or America/Chicago") from None
+
+
 # 47 CFR 64.2009: CPNI approval records are kept at least a year after they stop applying.
 MIN_CPNI_RETENTION_DAYS = 365
 
@@ -119,7 +130,7 @@ def _retention_periods(value: object) -> object:
 class Settings(BaseModel):
     """Everything the service reads from its environment."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, arbitrary_types_allowed=True)
 
     database_url: Annotated[str | None, _url_with_scheme(("postgresql", "postgres"), "Postgres")] = Field(
         default=None, alias="DATABASE_URL"
@@ -146,6 +157,10 @@ class Settings(BaseModel):
     controller_contact: str = Field(default="info@onestopvoip.com", alias="CONTROLLER_CONTACT")
     controller_phone: str = Field(default="+18448800330", alias="CONTROLLER_PHONE")
     jurisdiction: str = Field(default="US", alias="JURISDICTION")
+    # Deadlines count business days from the local date of receipt (docs/consent-rules.md, CR-12).
+    business_timezone: Annotated[ZoneInfo, BeforeValidator(_time_zone)] = Field(
+        default=ZoneInfo("America/New_York"), alias="BUSINESS_TIMEZONE"
+    )
     recording_store: Literal["postgres", "directory"] = Field(default="postgres", alias="RECORDING_STORE")
     recording_fetch_timeout_s: float = Field(default=30.0, gt=0, alias="RECORDING_FETCH_TIMEOUT_S")
     recording_retry_base_s: float = Field(default=15.0, gt=0, alias="RECORDING_RETRY_BASE_S")

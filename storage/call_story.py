@@ -66,19 +66,20 @@ async def _rows_with_entries(conn: Connection, table: str, order: str, call_sid:
     ]
 
 
-async def subject_timeline(conn: Connection, subject: str, limit: int = 200) -> list[asyncpg.Record]:
-    """Decisions and notices concerning ``subject``, newest first, with the words heard."""
+async def subject_timeline(conn: Connection, subjects: list[str], limit: int = 200) -> list[asyncpg.Record]:
+    """Decisions and notices concerning any of ``subjects`` (a person's account and numbers),
+    newest first, each with the subject it binds and the words heard."""
     return await conn.fetch(
         """
         SELECT 'decision' AS kind, recorded_at AS at, call_sid, purpose || ': ' || action AS what,
-               channel AS how, prompt_text AS heard
-        FROM consent_events WHERE subject = $1 OR caller_number = $1
+               channel AS how, prompt_text AS heard, subject AS bound_to
+        FROM consent_events WHERE subject = ANY ($1::text[]) OR caller_number = ANY ($1::text[])
         UNION ALL
-        SELECT 'notice', given_at, call_sid, notice || ' notice heard', lang, notice_text
-        FROM notices WHERE caller_number = $1
+        SELECT 'notice', given_at, call_sid, notice || ' notice heard', lang, notice_text, caller_number
+        FROM notices WHERE caller_number = ANY ($1::text[])
         ORDER BY at DESC LIMIT $2
         """,
-        subject,
+        subjects,
         limit,
     )
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
+from flows.callers import WITHHELD_NUMBERS
 from storage.postgres import Connection
 
 __all__ = ["accounts_for_phone", "search_events", "suppressed_numbers"]
@@ -54,20 +55,32 @@ async def search_events(
     )
 
 
-async def suppressed_numbers(conn: Connection, purpose: str) -> list[asyncpg.Record]:
-    """Numbers whose latest standing decision for ``purpose`` is a revocation: do not contact."""
+async def suppressed_numbers(conn: Connection, purpose: str, *, as_of: datetime | None = None) -> list[asyncpg.Record]:
+    """Numbers whose consent for ``purpose`` is revoked now: do not contact.
+
+    The same reading as everywhere (``deciding_decision``): a number is suppressed when
+    the latest decision reaching it is a revocation — its own, its accounts', or one made
+    from it. A one-time (per-call) decision never suppresses once its call has ended.
+    """
     return await conn.fetch(
         """
-        SELECT subject AS phone, recorded_at AS revoked_at, honor_by, event_id FROM (
-          SELECT DISTINCT ON (subject) subject, action, recorded_at, honor_by, event_id
-          FROM consent_events
-          WHERE purpose = $1 AND subject_kind = 'phone' AND scope = 'standing'
-          ORDER BY subject, recorded_at DESC, id DESC
-        ) latest
-        WHERE action = 'revoke'
-        ORDER BY subject
+        WITH candidates AS (
+          SELECT subject AS phone FROM consent_events WHERE purpose = $1 AND subject_kind = 'phone'
+          UNION
+          SELECT caller_number FROM consent_events
+          WHERE purpose = $1 AND action = 'revoke' AND identification <> 'keyed_number'
+          UNION
+          SELECT p.phone FROM customer_phones p
+          WHERE p.account_number IN (SELECT subject FROM consent_events WHERE purpose = $1 AND action = 'revoke')
+        )
+        SELECT c.phone, d.recorded_at AS revoked_at, d.honor_by, d.event_id, d.subject AS decided_for
+        FROM candidates c CROSS JOIN LATERAL deciding_decision(c.phone, $1, coalesce($2, now())) d
+        WHERE d.action = 'revoke' AND c.phone LIKE '+%' AND c.phone <> ALL ($3::text[])
+        ORDER BY c.phone
         """,
         purpose,
+        as_of,
+        sorted(WITHHELD_NUMBERS),
     )
 
 

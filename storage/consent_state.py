@@ -1,10 +1,12 @@
-"""What a subject's consent is, derived from the ledger's rows (docs/architecture.md, rule 6).
+"""What a subject's consent is, derived from the ledger's rows (docs/consent-rules.md, CR-4).
 
-The latest decision for the subject and purpose, at or before ``as_of``, decides; a
-one-time (per-call) approval counts only until its call has ended.
-With no decision, an opt-out purpose (CPNI) is deemed granted only once its opt-out
-window has passed since the subject was first given the notice; until then, or for an
-opt-in purpose, nothing is granted. Revocations count from the moment they are stored.
+The latest decision reaching the subject and purpose, at or before ``as_of``, decides
+(``deciding_decision``, migration 0014: its own decisions, and the revocations made for
+its numbers or accounts or from its number); a one-time (per-call) approval counts only
+until its call has ended. With no decision, an opt-out purpose (CPNI) is deemed granted
+only once its opt-out window has passed since the subject was first given the complete
+notice; until then, or for an opt-in purpose, nothing is granted. Revocations count
+from the moment they are stored.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class ConsentState:
     notice_id: int | None  # the notice an opt-out state rests on
     honor_by: date | None  # a revocation's honor-by date, if it has one
     scope: str = "standing"  # "call": a one-time approval, in effect until its call ends
+    decided_for: str | None = None  # the subject the deciding decision was made for (a linked one, or this)
 
 
 async def consent_states(
@@ -67,13 +70,7 @@ async def consent_state(
     opt_out_days: int | None = None,
 ) -> ConsentState:
     decision = await conn.fetchrow(
-        """
-        SELECT event_id, action, recorded_at, honor_by, scope FROM consent_events e
-        WHERE subject = $1 AND purpose = $2 AND recorded_at <= $3
-          AND (scope = 'standing' OR NOT EXISTS (  -- a one-time approval lapses when its call ends
-                SELECT FROM call_endings c WHERE c.call_sid = e.call_sid AND c.received_at <= $3))
-        ORDER BY recorded_at DESC, id DESC LIMIT 1
-        """,
+        "SELECT event_id, action, recorded_at, honor_by, scope, subject FROM deciding_decision($1, $2, $3)",
         subject,
         purpose,
         as_of,
@@ -91,6 +88,7 @@ async def consent_state(
             None,
             decision["honor_by"],
             decision["scope"],
+            decision["subject"],
         )
     if opt_out_days is None:
         return ConsentState(subject, purpose, as_of, Status.NEVER_ASKED, Basis.NONE, None, None, None, None)

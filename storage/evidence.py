@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from flows.model import (
@@ -26,7 +26,7 @@ from flows.model import (
     NoticeFact,
     RecordingFact,
 )
-from storage.deadlines import honor_deadline
+from storage.deadlines import honor_deadline, local_date
 from storage.ledger import Chain, EvidenceRow
 from storage.postgres import Connection
 
@@ -37,7 +37,9 @@ __all__ = [
     "decision_exists",
     "load_flow_definition",
     "next_seq",
+    "FINAL_CALL_STATUSES",
     "call_ending_row",
+    "call_status_row",
     "call_row",
     "fact_rows",
     "keypress_row",
@@ -58,10 +60,21 @@ class CallRecord:
 
 @dataclass(frozen=True)
 class CallEnding:
+    """What Twilio's status callback said of the call: a final status ends it."""
+
     call_sid: str
     status: str
     duration_s: int | None
     twilio_timestamp: str | None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_CALL_STATUSES
+
+
+# Twilio's call statuses after which nothing more happens on the call; the others
+# (queued, initiated, ringing, in-progress) are kept as status events (CR-18).
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 
 async def register_flow_version(chain: Chain, flow: Flow) -> None:
@@ -93,12 +106,21 @@ def call_row(call: CallRecord, flow: Flow) -> EvidenceRow:
     )
 
 
-def fact_rows(state: CallState, facts: tuple[Fact, ...], token: str, received: datetime) -> list[EvidenceRow]:
+def fact_rows(
+    state: CallState, facts: tuple[Fact, ...], token: str, received: datetime, *, business_tz: tzinfo
+) -> list[EvidenceRow]:
     """The rows for what the engine reported for one input of the call in ``state``.
 
-    An AbandonFact has none: it is stored with the call's ending.
+    ``received`` is when the webhook arrived; a revocation's honor-by date counts from its
+    date in ``business_tz``. An AbandonFact has none: it is stored with the call's ending.
     """
-    return [_ROWS[type(fact)](state, fact, token, received) for fact in facts if type(fact) in _ROWS]
+    rows = []
+    for fact in facts:
+        if isinstance(fact, DecisionFact):
+            rows.append(_decision_row(state, fact, token, received, business_tz))
+        elif type(fact) in _ROWS:
+            rows.append(_ROWS[type(fact)](state, fact, token, received))
+    return rows
 
 
 def keypress_row(state: CallState, fact: KeypressFact, token: str, received: datetime) -> EvidenceRow:
@@ -121,6 +143,14 @@ def keypress_row(state: CallState, fact: KeypressFact, token: str, received: dat
     )
 
 
+def call_status_row(status: CallEnding) -> EvidenceRow:
+    """An intermediate status (ringing, in-progress): kept, and it ends nothing."""
+    return EvidenceRow(
+        "call_statuses",
+        {"call_sid": status.call_sid, "status": status.status, "twilio_timestamp": status.twilio_timestamp},
+    )
+
+
 def call_ending_row(ending: CallEnding, facts: tuple[Fact, ...]) -> EvidenceRow:
     return EvidenceRow(
         "call_endings",
@@ -134,8 +164,11 @@ def call_ending_row(ending: CallEnding, facts: tuple[Fact, ...]) -> EvidenceRow:
     )
 
 
-def _decision_row(state: CallState, fact: DecisionFact, token: str, received: datetime) -> EvidenceRow:
-    honor_by = honor_deadline(received.date(), fact.honor_business_days) if fact.honor_business_days else None
+def _decision_row(
+    state: CallState, fact: DecisionFact, token: str, received: datetime, business_tz: tzinfo
+) -> EvidenceRow:
+    days = fact.honor_business_days
+    honor_by = honor_deadline(local_date(received, business_tz), days) if days else None
     return EvidenceRow(
         "consent_events",
         {
@@ -242,7 +275,6 @@ async def open_request(chain: Chain, state: CallState, request_type: str, record
 
 _ROWS: dict[type, Callable[[CallState, Any, str, datetime], EvidenceRow]] = {
     KeypressFact: keypress_row,
-    DecisionFact: _decision_row,
     RecordingFact: _recording_row,
     ConnectFact: _connection_row,
     NoticeFact: _notice_row,

@@ -6,7 +6,9 @@ request follows its own course with staff. A call may go only when every decisio
 on it has stopped being in effect (a later decision for the same subject and purpose
 replaced it) for longer than its purpose's retention period, when the call itself is
 older than the default period, and when neither its caller nor any subject it decided
-for is on hold. Decisions still in effect are never removed.
+for is on hold. A hold on an account covers the account and every number it has (the
+customer's decisions made from their own phone); a hold on a number covers that
+number. Decisions still in effect are never removed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ CALL_TABLES = (
     "recordings",
     "connections",
     "pin_checks",
+    "call_statuses",
     "call_endings",
     "calls",
 )
@@ -77,10 +80,14 @@ async def plan_removal(conn: Connection, periods_days: Mapping[str, int], defaul
         r["call_sid"]
         for r in await conn.fetch(
             """
-            WITH holds AS (
+            WITH placed AS (
               SELECT subject FROM (
                 SELECT DISTINCT ON (subject) subject, action FROM hold_events ORDER BY subject, id DESC
               ) latest WHERE action = 'place'
+            ),
+            holds AS (  -- an account's hold covers its numbers too
+              SELECT subject FROM placed
+              UNION SELECT phone FROM customer_phones WHERE account_number IN (SELECT subject FROM placed)
             ),
             kept AS (
               SELECT e.call_sid FROM consent_events e
@@ -91,6 +98,7 @@ async def plan_removal(conn: Connection, periods_days: Mapping[str, int], defaul
               WHERE superseded.at IS NULL
                  OR superseded.at + make_interval(days => coalesce(($1::jsonb ->> e.purpose)::int, $2)) > $3
                  OR e.subject IN (SELECT subject FROM holds)
+                 OR e.caller_number IN (SELECT subject FROM holds)
               UNION SELECT call_sid FROM requests  -- requests follow their own course with staff
             )
             SELECT c.call_sid FROM calls c
@@ -122,8 +130,21 @@ async def plan_removal(conn: Connection, periods_days: Mapping[str, int], defaul
     return Removal(call_sids, rows, recording_sids)
 
 
-async def remove(chain: Chain, removal: Removal, *, actor: str, reason: str, periods: Mapping[str, int]) -> int:
-    """Write the tombstone, then delete; the caller's transaction must be the retention run."""
+async def remove(
+    chain: Chain,
+    removal: Removal,
+    *,
+    actor: str,
+    reason: str,
+    periods: Mapping[str, int],
+    default_days: int,
+    as_of: datetime,
+) -> int:
+    """Write the tombstone, then delete; the caller's transaction must be the retention run.
+
+    The tombstone says what the run applied: the time it ran as of, the period per
+    purpose and the default period (in ``periods``, so earlier tombstones keep their form).
+    """
     conn = chain.conn
     await conn.execute("SET LOCAL ivr.retention_run = 'on'")
     run = await chain.insert(
@@ -134,7 +155,7 @@ async def remove(chain: Chain, removal: Removal, *, actor: str, reason: str, per
         """,
         actor,
         reason,
-        dict(periods),
+        {"as_of": as_of.isoformat(), "default_days": default_days, "purposes": dict(periods)},
         len(removal.rows),
         removal.digest,
     )

@@ -225,6 +225,7 @@ def decode_session(raw: str) -> Session | None:
 _DECODERS = {
     "trail": tuple,
     "spoken": tuple,
+    "notices_heard": tuple,
     "action": Decision,
     "channel": Channel,
     "identification": Identification,

@@ -29,6 +29,7 @@ EVIDENCE_TABLES = (
     "keypresses",
     "consent_events",
     "call_endings",
+    "call_statuses",
     "recordings",
     "recording_statuses",
     "connections",

@@ -63,7 +63,7 @@ async def test_allow_and_confirm_records_one_cpni_grant(twilio: FakeTwilio, db, 
 
     notice = await call.press("1")
     assert "Your name, number and address are not part of it." in notice.heard
-    assert "nothing about the service you have today will change" in notice.heard
+    assert "restricting it will not change the service you have today" in notice.heard
     assert notice.says[-1] == CPNI_CHOICES
     who = await call.press("1")
     assert who.says == [
@@ -163,15 +163,19 @@ async def test_an_invalid_key_reprompts_and_is_kept_as_evidence(twilio: FakeTwil
 async def test_a_long_wander_through_menus_is_committed_before_the_session_grows(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
-    await call.press("1")  # the CPNI notice is evidence: committed with the first keypress
-    for _ in range(MAX_PENDING_PRESSES + 2):
-        answer = await call.press("*")  # here * repeats the question
+    await call.press("1")  # the CPNI notice plays: evidence once the caller answers after it
+    await call.press("*")  # here * repeats the question, and proves the notice was heard: committed
+    assert len(await keypresses(db, call.call_sid)) == 2
+    for _ in range(MAX_PENDING_PRESSES):
+        await call.press("*")
+    assert len(await keypresses(db, call.call_sid)) == 2  # held in the session
+    answer = await call.press("*")
     assert answer.says == [CPNI_CHOICES]
 
     # The press one past what a session may hold took the others to Postgres with it.
-    assert len(await keypresses(db, call.call_sid)) == 1 + MAX_PENDING_PRESSES + 1
+    assert len(await keypresses(db, call.call_sid)) == 2 + MAX_PENDING_PRESSES + 1
     await call.hang_up()
-    assert len(await keypresses(db, call.call_sid)) == 1 + MAX_PENDING_PRESSES + 2
+    assert len(await keypresses(db, call.call_sid)) == 2 + MAX_PENDING_PRESSES + 1
 
 
 async def test_hanging_up_before_confirming_leaves_keypresses_and_an_abandon_mark(twilio: FakeTwilio, db) -> None:

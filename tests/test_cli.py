@@ -28,7 +28,7 @@ def test_flows_show_prints_every_prompt_and_key_with_the_version() -> None:
         assert text in result.output
     assert "key 1 -> cpni_notice  (purpose=cpni)" in result.output
     assert "12# -> for_number  (purpose=cpni, action=revoke)" in result.output
-    assert "kept as evidence: notice 'cpni' given, in these words" in result.output
+    assert "plays whole, before any key is heard; kept as evidence (notice 'cpni')" in result.output
 
 
 def test_flows_check_passes_the_shipped_flows() -> None:

@@ -21,7 +21,8 @@ async def state(db, subject: str, purpose: str, as_of, opt_out_days: int | None 
 async def test_cpni_is_deemed_granted_only_from_day_thirty_after_the_notice(twilio: FakeTwilio, db) -> None:
     call = twilio.call()
     await call.dial()
-    await call.press("1")  # hears the CPNI notice, then hangs up without choosing
+    await call.press("1")  # hears the CPNI notice to its end (the call answers after it), then leaves
+    await call.stay_silent()
     await call.hang_up()
     given_at = await db.fetchval("SELECT given_at FROM notices WHERE call_sid = $1", call.call_sid)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import unused_port
 
 from ivr.access.passwords import hash_secret, verify_secret
+from storage.consent_state import Status, consent_state
 from tests.conftest import AUTH_TOKEN, Service, Storage, running_service
 from tests.conftest import CUSTOMER_PIN as PIN
 from tests.fake_twilio import FakeTwilio
@@ -90,6 +92,9 @@ async def test_revoking_needs_no_identification(phone, customer, db) -> None:
         "SELECT subject, subject_kind, identification FROM consent_events WHERE call_sid = $1", call.call_sid
     )
     assert tuple(event) == (customer.phones[0], "phone", "ani")
+    # Bound to the number, it reaches the account the number belongs to (docs/consent-rules.md, CR-1).
+    account = await consent_state(db, customer.account_number, "cpni", as_of=datetime.now(UTC))
+    assert (account.status, account.decided_for) == (Status.REVOKED, customer.phones[0])
 
 
 async def test_three_wrong_pins_end_identification_without_a_decision(phone, customer, db) -> None:

@@ -49,9 +49,10 @@ async def test_a_receipt_carries_what_an_auditor_asks_for(storage, twilio: FakeT
     assert (purpose["purpose"], purpose["state"], purpose["legal_basis"]) == ("cpni", "withdrawn", "consent")
     assert purpose["consent_type"] == "explicit: telephone keypad"
     assert purpose["description"] == "the use of your account information for marketing"
-    assert receipt["notice"]["text"] == readback.heard
-    assert receipt["notice"]["text_sha256"] == hashlib.sha256(readback.heard.encode()).hexdigest()
-    assert len(receipt["notice"]["flow_version"]) == 64
+    assert receipt["prompt_heard"]["text"] == readback.heard
+    assert receipt["prompt_heard"]["text_sha256"] == hashlib.sha256(readback.heard.encode()).hexdigest()
+    assert len(receipt["prompt_heard"]["flow_version"]) == 64
+    assert receipt["notice"]["kind"] == "cpni"  # the CPNI notice heard whole before the choice (CR-11)
     assert receipt["digits"] == "1,2,1"
     assert receipt["recording"] is None
     assert "*12#" in receipt["how_to_withdraw"]

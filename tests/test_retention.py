@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import secrets
+from datetime import UTC, datetime, timedelta
 
 from aiohttp.test_utils import unused_port
 from click.testing import CliRunner
 
 from ivr.cli import main
+from storage.customers import Customer, upsert_customer
 from storage.ledger import chained
 from storage.postgres import connect
 from storage.retention import hold, plan_removal, remove
@@ -41,7 +43,9 @@ async def run_retention(storage, as_of, *, dry_run: bool = False):
         async with chained(owner) as chain:
             plan = await plan_removal(owner, {}, FIVE_YEARS, as_of)
             if not dry_run and plan.rows:
-                await remove(chain, plan, actor="test", reason="test run", periods={})
+                await remove(
+                    chain, plan, actor="test", reason="test run", periods={}, default_days=FIVE_YEARS, as_of=as_of
+                )
             return plan
     finally:
         await owner.close()
@@ -159,3 +163,56 @@ def test_the_cli_places_holds_and_forecasts_a_run(own_storage) -> None:
 
 async def _intact(storage) -> bool:
     return (await verify(storage)).intact
+
+
+async def test_a_hold_on_an_account_keeps_the_decisions_made_from_its_numbers(own_storage, http) -> None:
+    (old, current), caller = await two_decisions(own_storage, http)
+    later = await decided_at(own_storage, current) + timedelta(days=FIVE_YEARS + 1)
+    account = "7000" + str(secrets.randbelow(10**8))
+    conn = await connect(own_storage.database_url)
+    try:
+        await upsert_customer(conn, Customer(account, "Held Customer", None, (caller,)))
+        async with chained(conn) as chain:
+            await hold(chain, account, "place", "litigation 2031-18", "counsel")  # the account, not the number
+    finally:
+        await conn.close()
+
+    assert (await run_retention(own_storage, later, dry_run=True)).call_sids == []
+    conn = await connect(own_storage.database_url)
+    try:
+        async with chained(conn) as chain:
+            await hold(chain, account, "release", "case closed", "counsel")
+    finally:
+        await conn.close()
+    assert (await run_retention(own_storage, later, dry_run=True)).call_sids == [old]
+
+
+def test_a_real_run_refuses_an_as_of(own_storage) -> None:
+    env = {"DATABASE_URL": own_storage.database_url}
+    refused = CliRunner().invoke(main, ["retention", "run", "--as-of", "2040-01-01"], env=env)
+    now = CliRunner().invoke(main, ["retention", "run"], env=env)
+
+    assert refused.exit_code == 2 and "use it with --dry-run" in refused.output
+    assert now.exit_code == 0 and f"(as of {datetime.now(UTC).date().isoformat()}" in now.output
+    assert asyncio.run(_count_runs(own_storage)) == 0  # nothing was past its period today
+
+
+async def test_the_tombstone_records_what_the_run_applied(own_storage, http) -> None:
+    (_, current), _ = await two_decisions(own_storage, http)
+    as_of = await decided_at(own_storage, current) + timedelta(days=FIVE_YEARS + 1)
+    await run_retention(own_storage, as_of)
+
+    conn = await connect(own_storage.database_url)
+    try:
+        periods = await conn.fetchval("SELECT periods FROM retention_runs ORDER BY id DESC LIMIT 1")
+    finally:
+        await conn.close()
+    assert periods == {"as_of": as_of.isoformat(), "default_days": FIVE_YEARS, "purposes": {}}
+
+
+async def _count_runs(storage) -> int:
+    conn = await connect(storage.database_url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM retention_runs")
+    finally:
+        await conn.close()

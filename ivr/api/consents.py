@@ -16,12 +16,14 @@ from ivr.access.roles import requires
 from ivr.api.errors import api_error
 from ivr.api.params import fits_bigint, json_response, page_size, refuse_nul, time_param
 from ivr.appkeys import FLOWS, PG_POOL
-from ivr.identifiers import normalize_phone
+from ivr.identifiers import ACCOUNT_NUMBER, normalize_phone
+from ivr.subjects import resolve_subject
 from ivr.time_budget import POOL_ACQUIRE_S
 from storage.consent_search import accounts_for_phone, search_events, suppressed_numbers
 from storage.consent_state import ConsentState, consent_states
+from storage.customers import customer
 
-__all__ = ["consent_events", "subject_consents", "suppression"]
+__all__ = ["account_consents", "consent_events", "subject_consents", "suppression"]
 
 _CHANNELS = ("keypad", "dialing_string", "verbal", "agent_assisted")
 
@@ -46,6 +48,26 @@ async def subject_consents(request: web.Request) -> web.Response:
     return json_response({"phone": phone, "as_of": as_of, "accounts": accounts, "consents": subjects})
 
 
+@requires("staff")
+async def account_consents(request: web.Request) -> web.Response:
+    """``GET /api/accounts/{account}/consents[?as_of=]``: state per purpose, for the account and its numbers."""
+    raw = request.match_info["account"]
+    if not ACCOUNT_NUMBER.match(raw):
+        raise api_error(400, f"{raw!r} is not an account number (4 to 20 digits)")
+    as_of = time_param(request.query.get("as_of"), "as_of") or datetime.now(UTC)
+    rules = request.config_dict[FLOWS].purpose_rules()
+    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+        known = await customer(conn, raw)
+    if known is None:
+        raise api_error(404, f"no customer account {raw}")
+    await _noted(request, "account.consents", raw)
+    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+        subjects = {}
+        for subject in [raw, *known.phones]:
+            subjects[subject] = [_state(state) for state in await consent_states(conn, subject, rules, as_of=as_of)]
+    return json_response({"account": raw, "as_of": as_of, "phones": list(known.phones), "consents": subjects})
+
+
 def _state(state: ConsentState) -> dict[str, Any]:
     return {
         "purpose": state.purpose,
@@ -56,6 +78,7 @@ def _state(state: ConsentState) -> dict[str, Any]:
         "notice_id": state.notice_id,
         "honor_by": state.honor_by,
         "scope": state.scope,
+        "decided_for": state.decided_for,
     }
 
 
@@ -73,6 +96,8 @@ def _cursor(query: Any) -> int:
 async def consent_events(request: web.Request) -> web.Response:
     """``GET /api/consent-events``: keyset-paginated search (``cursor`` from the last page)."""
     query = request.query
+    if query.get("phone") and query.get("subject"):
+        raise api_error(400, "give phone or subject, not both")
     phone = normalize_phone(query["phone"]) if query.get("phone") else None
     channel = query.get("channel")
     if channel is not None and channel not in _CHANNELS:
@@ -82,8 +107,12 @@ async def consent_events(request: web.Request) -> web.Response:
         raise api_error(400, "action must be grant or revoke")
     limit = page_size(query.get("limit", "100"))
     after = _cursor(query)
+    pool = request.config_dict[PG_POOL]
+    if query.get("subject"):  # a known account, or a number (decisions for it, or made from it)
+        async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+            phone = (await resolve_subject(conn, query["subject"])).value
     await _noted(request, "consent_events.search", request.query_string or "*")
-    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+    async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
         rows = await search_events(
             conn,
             phone=phone,

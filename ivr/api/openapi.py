@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ivr.access.roles import requires
-from ivr.identifiers import CALL_SID, RECORDING_SID
+from ivr.identifiers import ACCOUNT_NUMBER, CALL_SID, RECORDING_SID
 
 __all__ = ["OPENAPI", "openapi_document"]
 
@@ -79,6 +79,7 @@ _LIMIT = {"type": "integer", "minimum": 1}
 _TIME = {"type": "string", "format": "date-time"}
 _CALL_SID = {"type": "string", "pattern": CALL_SID.pattern}
 _RECORDING_SID = {"type": "string", "pattern": RECORDING_SID.pattern}
+_ACCOUNT = {"type": "string", "pattern": ACCOUNT_NUMBER.pattern}
 _TRANSFER_ID = {"type": "string", "format": "uuid"}
 _REQUEST_STATUS = _enum("open", "in_progress", "done", "rejected")
 _EVENT = _object({"id": {"type": "integer"}, "kind": _STRING, "at": _STRING, "detail": {"type": "object"}})
@@ -109,6 +110,7 @@ SCHEMAS: dict[str, Any] = {
             "notice_id": {"type": "integer", "nullable": True},
             "honor_by": _NULLABLE_STRING,
             "scope": _STRING,
+            "decided_for": _NULLABLE_STRING,
         }
     ),
     "SubjectConsents": _object(
@@ -116,6 +118,14 @@ SCHEMAS: dict[str, Any] = {
             "phone": _STRING,
             "as_of": _STRING,
             "accounts": {"type": "array", "items": _STRING},
+            "consents": {"type": "object", "additionalProperties": {"type": "array", "items": _ref("ConsentState")}},
+        }
+    ),
+    "AccountConsents": _object(
+        {
+            "account": _STRING,
+            "as_of": _STRING,
+            "phones": {"type": "array", "items": _STRING},
             "consents": {"type": "object", "additionalProperties": {"type": "array", "items": _ref("ConsentState")}},
         }
     ),
@@ -181,6 +191,15 @@ OPENAPI: dict[str, Any] = {
                 errors=(400,),
             )
         },
+        "/api/accounts/{account}/consents": {
+            "get": _op(
+                "Consent state per purpose, for a customer account and each of its numbers",
+                "staff",
+                {"200": _json(_ref("AccountConsents"))},
+                [_path("account", _ACCOUNT), _query("as_of", _TIME), _query("reason")],
+                errors=(400, 404),
+            )
+        },
         "/api/consent-events": {
             "get": _op(
                 "Search decisions (keyset pagination)",
@@ -188,6 +207,7 @@ OPENAPI: dict[str, Any] = {
                 {"200": _json(_ref("ConsentEvents"))},
                 [
                     _query("phone"),
+                    _query("subject"),
                     _query("purpose"),
                     _query("action", _enum("grant", "revoke")),
                     _query("channel", _enum("keypad", "dialing_string", "verbal", "agent_assisted")),

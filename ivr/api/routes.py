@@ -16,6 +16,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/transfers/{transfer_id}", agents.get_transfer)
     app.router.add_get("/transfers/{transfer_id}/events", agents.transfer_event_stream)
     app.router.add_get("/subjects/{phone}/consents", consents.subject_consents)
+    app.router.add_get("/accounts/{account}/consents", consents.account_consents)
     app.router.add_get("/consent-events", consents.consent_events)
     app.router.add_get("/calls/{call_sid}/evidence", calls.call_evidence)
     app.router.add_get("/calls/{call_sid}/evidence.zip", calls.call_bundle)

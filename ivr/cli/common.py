@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from aiohttp import web
@@ -17,11 +18,13 @@ from flows.loader import FlowDefinitionError
 from flows.model import Flow
 from ivr import appkeys
 from ivr.flow_catalog import deployed_flows
+from ivr.identifiers import InvalidIdentifier
 from ivr.resources import postgres_ctx, postgres_server_ctx
 from ivr.settings import ConfigError, Settings
 from storage.postgres import Connection
 
 __all__ = [
+    "run_or_bad_parameter",
     "DEV_TOKEN_FILE",
     "deployed_or_exit",
     "dev_auth_token",
@@ -94,3 +97,11 @@ async def with_conn(work: Callable[[Connection], Awaitable[T]]) -> T:
     settings = load_settings(os.environ, need_twilio=False)
     async with storage_app(settings) as app, app[appkeys.PG_POOL].acquire() as conn:
         return await work(conn)
+
+
+def run_or_bad_parameter(work: Coroutine[Any, Any, T], param: str) -> T:
+    """Run ``work``; a subject or number that is no one is bad input (exit 2), named."""
+    try:
+        return asyncio.run(work)
+    except InvalidIdentifier as exc:
+        raise click.BadParameter(exc.message, param_hint=param) from None

@@ -13,12 +13,14 @@ from ivr import appkeys
 from ivr.cli.common import (
     deployed_or_exit,
     load_settings,
+    run_or_bad_parameter,
     storage_app,
 )
 from ivr.evidence.receipt_files import ReceiptWriter
 from ivr.evidence.receipts import ReceiptMaker
 from ivr.flow_catalog import purpose_rules
 from ivr.ops.logs import configure_logging
+from ivr.subjects import Subject, resolve_subject
 from storage.consent_state import ConsentState, consent_states
 from storage.exports import events_for_receipts
 from storage.verify import Head, Report, ledger_head, verify_ledger
@@ -64,14 +66,16 @@ def consent(subject: str, as_of: datetime | None) -> None:
     rules = purpose_rules(deployed_or_exit())
     when = as_of.replace(tzinfo=UTC) if as_of else datetime.now(UTC)
 
-    async def run() -> list[ConsentState]:
+    async def run() -> tuple[Subject, list[ConsentState]]:
         async with storage_app(settings) as app, app[appkeys.PG_POOL].acquire() as conn:
-            return await consent_states(conn, subject, rules, as_of=when)
+            found = await resolve_subject(conn, subject)
+            return found, await consent_states(conn, found.value, rules, as_of=when)
 
-    click.echo(f"{subject} as of {when.isoformat()}")
-    for state in asyncio.run(run()):
+    found, states = run_or_bad_parameter(run(), "SUBJECT")
+    click.echo(f"{found.value} ({found.type.value}) as of {when.isoformat()}")
+    for state in states:
         since = f" since {state.since.isoformat()}" if state.since else ""
-        decided = f" (event {state.event_id})" if state.event_id else ""
+        decided = _deciding_record(state, found.value)
         honor = f" honor by {state.honor_by.isoformat()}" if state.honor_by else ""
         click.echo(f"  {state.purpose:<18} {state.status.value:<15}{since}{decided}{honor}")
 
@@ -95,10 +99,19 @@ def export(subject: str | None, since: datetime | None, fmt: str) -> None:
             conn.transaction(readonly=True),
         ):
             count = 0
-            async for row in events_for_receipts(conn, subject=subject, since=since and since.replace(tzinfo=UTC)):
+            only = (await resolve_subject(conn, subject)).value if subject is not None else None
+            async for row in events_for_receipts(conn, subject=only, since=since and since.replace(tzinfo=UTC)):
                 writer.write(maker.receipt(row))
                 count += 1
             return count
 
-    exported = asyncio.run(run())
+    exported = run_or_bad_parameter(run(), "--phone")
     click.echo(f"exported {exported} decision(s)", err=True)
+
+
+def _deciding_record(state: ConsentState, subject: str) -> str:
+    """`` (event ID)``, naming the subject it was made for when that is another (a linked one)."""
+    if state.event_id is None:
+        return ""
+    linked = f", made for {state.decided_for}" if state.decided_for not in (None, subject) else ""
+    return f" (event {state.event_id}{linked})"

@@ -13,9 +13,11 @@ import click
 from ivr import appkeys
 from ivr.cli.common import (
     load_settings,
+    run_or_bad_parameter,
     storage_app,
 )
 from ivr.ops.logs import configure_logging
+from ivr.subjects import resolve_subject
 from storage.ledger import chained
 from storage.postgres import connect
 from storage.retention import active_holds, hold, plan_removal, remove
@@ -34,6 +36,10 @@ def retention() -> None:
 @click.option("--reason", default="retention period passed", show_default=True)
 def retention_run(dry_run: bool, as_of: datetime | None, reason: str) -> None:
     """Remove whole calls whose evidence is past retention, leaving a chained tombstone."""
+    if as_of is not None and not dry_run:
+        # Evidence goes when its time has come, never on a promise that it will have:
+        # a forecast is only ever a dry run.
+        raise click.UsageError("--as-of plans a forecast; use it with --dry-run (a real run is as of now)")
     settings = load_settings(os.environ, need_twilio=False)
     configure_logging(settings.log_level, settings.effective_log_format)
     when = as_of.replace(tzinfo=UTC) if as_of else datetime.now(UTC)
@@ -47,7 +53,15 @@ def retention_run(dry_run: bool, as_of: datetime | None, reason: str) -> None:
                     plan = await plan_removal(owner, periods, settings.retention_days, when)
                     if dry_run or not plan.rows:
                         return len(plan.call_sids), len(plan.rows)
-                    removed = await remove(chain, plan, actor=getpass.getuser(), reason=reason, periods=periods)
+                    removed = await remove(
+                        chain,
+                        plan,
+                        actor=getpass.getuser(),
+                        reason=reason,
+                        periods=periods,
+                        default_days=settings.retention_days,
+                        as_of=when,
+                    )
                     return len(plan.call_sids), removed
             finally:
                 await owner.close()
@@ -66,16 +80,14 @@ def holds() -> None:
 @click.option("--subject", required=True, help="An E.164 number or an account number.")
 @click.option("--reason", required=True)
 def hold_add(subject: str, reason: str) -> None:
-    _hold(subject, "place", reason)
-    click.echo(f"hold placed on {subject}")
+    click.echo(f"hold placed on {_hold(subject, 'place', reason)}")
 
 
 @holds.command("remove")
 @click.option("--subject", required=True)
 @click.option("--reason", required=True)
 def hold_remove(subject: str, reason: str) -> None:
-    _hold(subject, "release", reason)
-    click.echo(f"hold released on {subject}")
+    click.echo(f"hold released on {_hold(subject, 'release', reason)}")
 
 
 @holds.command("list")
@@ -90,12 +102,14 @@ def hold_list() -> None:
         click.echo(f"{held['subject']}  since {held['at'].isoformat()}  by {held['actor']}: {held['reason']}")
 
 
-def _hold(subject: str, action: str, reason: str) -> None:
+def _hold(subject: str, action: str, reason: str) -> str:
     settings = load_settings(os.environ, need_twilio=False)
     configure_logging(settings.log_level, settings.effective_log_format)
 
-    async def run() -> None:
+    async def run() -> str:
         async with storage_app(settings) as app, app[appkeys.PG_POOL].acquire() as conn, chained(conn) as chain:
-            await hold(chain, subject, action, reason, getpass.getuser())
+            found = await resolve_subject(conn, subject)  # nothing is stored for a subject that is no one
+            await hold(chain, found.value, action, reason, getpass.getuser())
+            return found.value
 
-    asyncio.run(run())
+    return run_or_bad_parameter(run(), "--subject")

@@ -221,6 +221,11 @@ class FakeCall:
             answer = await self.press(keys)
         return answer
 
+    async def status_changes(self, status: str) -> Twiml:
+        """Twilio's status callback for a status on the way (``ringing``, ``in-progress``)."""
+        params = self.params(status) | {"CallbackSource": "call-progress-events", "SequenceNumber": "0"}
+        return await self._post(self.twilio.url("/twilio/status"), params, follow=False)
+
     async def hang_up(self, duration_s: int = 42) -> Twiml:
         params = self.params("completed") | {
             "CallDuration": str(duration_s),

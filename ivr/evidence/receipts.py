@@ -66,6 +66,25 @@ class ReceiptMaker:
         return build_receipt(row, self._controller, purpose, self._codes.get(row["purpose"]))
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _notice(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any] | None:
+    """The legal notice heard whole on the decision's call before it (CPNI), if there was one."""
+    if row["notice_id"] is None:
+        return None
+    return {
+        "id": row["notice_id"],
+        "kind": row["notice_kind"],
+        "flow": row["flow_name"],
+        "flow_version": row["flow_version"],
+        "given_at": _iso(row["notice_given_at"]),
+        "text": row["notice_text"],
+        "text_sha256": _sha256(row["notice_text"]),
+    }
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -105,11 +124,12 @@ def build_receipt(
                 "honor_by": row["honor_by"].isoformat() if row["honor_by"] else None,
             }
         ],
-        "notice": {
+        "notice": _notice(row),
+        "prompt_heard": {  # the read-back the caller confirmed, word for word
             "flow": row["flow_name"],
             "flow_version": row["flow_version"],
             "text": row["prompt_text"],
-            "text_sha256": hashlib.sha256(row["prompt_text"].encode("utf-8")).hexdigest(),
+            "text_sha256": _sha256(row["prompt_text"]),
         },
         "collection_method": f"telephone IVR, {row['channel']}, call {row['call_sid']} to {row['dialed_number']}",
         "digits": row["raw_digits"],

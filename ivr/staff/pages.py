@@ -20,6 +20,7 @@ from ivr.time_budget import POOL_ACQUIRE_S
 from storage.access_log import access_log_entries
 from storage.call_story import subject_timeline
 from storage.caller_requests import REQUEST_STATUSES, request_status_change, requests_by_status
+from storage.consent_search import accounts_for_phone
 from storage.consent_state import consent_states
 from storage.customers import customer
 from storage.ledger import chained
@@ -72,6 +73,8 @@ async def search_page(request: web.Request) -> web.Response:
 
 @requires("staff")
 async def person_page(request: web.Request) -> web.Response:
+    """A number's or an account's consents, each linked account's or number's beside them,
+    and the timeline of all of them: the same reading as the API and the CLI (CR-5)."""
     subject = request.match_info["subject"]
     if not ACCOUNT_NUMBER.match(subject):
         subject = _phone(subject)
@@ -80,9 +83,21 @@ async def person_page(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     rules = request.config_dict[FLOWS].purpose_rules()
     async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+        known = await customer(conn, subject) if ACCOUNT_NUMBER.match(subject) else None
+        linked = list(known.phones) if known is not None else await accounts_for_phone(conn, subject)
         states = await consent_states(conn, subject, rules, as_of=now)
-        timeline = await subject_timeline(conn, subject)
-    return render_page(request, "person.html", subject=subject, states=states, timeline=timeline, now=now)
+        others = [(other, await consent_states(conn, other, rules, as_of=now)) for other in linked]
+        timeline = await subject_timeline(conn, [subject, *linked])
+    return render_page(
+        request,
+        "person.html",
+        subject=subject,
+        is_account=known is not None,
+        states=states,
+        linked=others,
+        timeline=timeline,
+        now=now,
+    )
 
 
 @requires("staff")

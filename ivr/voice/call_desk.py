@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from uuid import UUID
 
@@ -54,6 +54,7 @@ from storage.evidence import (
     RecordingStatus,
     call_ending_row,
     call_row,
+    call_status_row,
     decision_exists,
     fact_rows,
     keypress_row,
@@ -100,7 +101,9 @@ class CallDesk:
         deferred: DeferredEndings,
         *,
         recording_announced: Callable[[], None],
+        business_tz: tzinfo,
     ) -> None:
+        self._business_tz = business_tz
         self._pool = pool
         self._appender = appender
         self._deferred = deferred
@@ -144,7 +147,12 @@ class CallDesk:
         try:
             outcome = await self._settle(flow, engine.start(flow, start, lang if lang in flow.languages else None))
             # Stored before anything is known of the session: a repeated request stores nothing new.
-            await self._commit([call_row(call, flow), *fact_rows(outcome.state, outcome.facts, token, received)])
+            await self._commit(
+                [
+                    call_row(call, flow),
+                    *self._fact_rows(outcome.state, outcome.facts, token, received),
+                ]
+            )
         except STORAGE_ERRORS:
             log.exception("call_not_recorded", call_sid=call.call_sid)
             return self.system_error(flow)
@@ -219,7 +227,10 @@ class CallDesk:
             if outcome.stale:
                 log.info("stale_webhook", call_sid=state.call_sid, seq=event.seq, current=state.seq)
                 return self._renderer.render(outcome.instruction)
-            rows = [*_pending_rows(session), *fact_rows(state, outcome.facts, token, received)]
+            rows = [
+                *_pending_rows(session),
+                *self._fact_rows(state, outcome.facts, token, received),
+            ]
             news = await self._commit(rows, state, transfer_news(flow, outcome))  # the step's one reckoning
         except STORAGE_ERRORS:
             if outcome is None or not await self._committed_anyway(state, outcome):
@@ -238,6 +249,19 @@ class CallDesk:
                 if isinstance(fact, DecisionFact):
                     self._metrics.decisions.labels(fact.purpose, fact.action.value, fact.channel.value).inc()
         return await self._leave(turn, outcome, token)
+
+    async def note_call_status(self, status: CallEnding) -> None:
+        """Twilio's status callback: a final status ends the call; any other is kept as it is."""
+        if status.is_final:
+            await self.end_call(status)
+            return
+        try:
+            await self._commit([call_status_row(status)])
+        except STORAGE_ERRORS:
+            # An intermediate status decides nothing and ends nothing: noted in the log only.
+            log.warning("call_status_not_stored", call_sid=status.call_sid, status=status.status)
+            return
+        log.info("call_status", call_sid=status.call_sid, status=status.status)
 
     async def end_call(self, ending: CallEnding) -> None:
         """The call is over: store the keypresses still held, and how (and where) it ended.
@@ -350,7 +374,11 @@ class CallDesk:
             outcome = await self._settle(flow, engine.start(flow, start))
             # The keypresses of the call so far belong to its earlier flow: stored under it.
             earlier = _pending_rows(session) if session else []
-            rows = [*earlier, call_row(call, flow), *fact_rows(outcome.state, outcome.facts, token, received)]
+            rows = [
+                *earlier,
+                call_row(call, flow),
+                *self._fact_rows(outcome.state, outcome.facts, token, received),
+            ]
             started = [("started", {"flow": flow.name, "flow_version": flow.version})]
             news = await self._commit(rows, outcome.state, started)
         except STORAGE_ERRORS:
@@ -427,6 +455,9 @@ class CallDesk:
         if token and session.token == token:
             return await self._answer_of(session)
         return self._renderer.render(engine.replay(await self._flow_of(session.state), session.state))
+
+    def _fact_rows(self, state: CallState, facts: tuple[Fact, ...], token: str, at: datetime) -> list[EvidenceRow]:
+        return fact_rows(state, facts, token, at, business_tz=self._business_tz)
 
     async def _flow_of(self, state: CallState) -> Flow:
         return await self._flows.version(state.flow_version, self._pool)

@@ -64,6 +64,7 @@ async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
             writing,
             DeferredEndings(app[appkeys.REDIS]),
             recording_announced=app[appkeys.RECORDING_FETCHER].wake,
+            business_tz=settings.business_timezone,
         )
         retrying = asyncio.create_task(_store_deferred_endings(desk))
         try:

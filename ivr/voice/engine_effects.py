@@ -62,11 +62,13 @@ class EngineEffects:
             failures = await recent_pin_failures(conn, check.account, PIN_LOCKOUT_S)
             if failures >= MAX_PIN_FAILURES:
                 await note_pin_check(chain, check.account, call_sid, ok=False)
-                return PinChecked(PinVerdict.LOCKED)
+                return PinChecked(PinVerdict.LOCKED, PIN_LOCKOUT_S)
             found = await customer(conn, check.account)
             stored = found.pin_hash if found else None
             ok = stored is not None and await asyncio.to_thread(verify_secret, check.pin, stored)
             await note_pin_check(chain, check.account, call_sid, ok=ok)
         if ok:
             return PinChecked(PinVerdict.OK)
-        return PinChecked(PinVerdict.LOCKED if failures + 1 >= MAX_PIN_FAILURES else PinVerdict.WRONG)
+        if failures + 1 >= MAX_PIN_FAILURES:
+            return PinChecked(PinVerdict.LOCKED, PIN_LOCKOUT_S)
+        return PinChecked(PinVerdict.WRONG)

@@ -1,7 +1,8 @@
 """Engine instructions rendered as TwiML; the only module that builds ``VoiceResponse``.
 
 Every question is a ``<Gather>`` with its prompts nested inside (callers may answer
-before a prompt ends), followed by an explicit ``<Redirect>`` for silence: Twilio runs
+before a prompt ends) — except a legal notice, said before the ``<Gather>`` so it is
+heard whole — followed by an explicit ``<Redirect>`` for silence: Twilio runs
 the next verb when a Gather ends with no key, so no-input is never left implicit.
 """
 
@@ -71,6 +72,8 @@ class TwimlRenderer:
 
     def _ask(self, ask: Ask) -> str:
         response = VoiceResponse()
+        for text in ask.speech[: ask.fixed]:  # a notice: heard whole, before keys are listened for
+            response.say(text, language=ask.language)
         gather = response.gather(
             action=f"{self._base_url}{ANSWER_PATH}?seq={ask.seq}",
             method="POST",
@@ -79,7 +82,7 @@ class TwimlRenderer:
             timeout=ask.timeout_s,
             finish_on_key=ask.finish_on_key,
         )
-        for text in ask.speech:
+        for text in ask.speech[ask.fixed :]:
             gather.say(text, language=ask.language)
         response.redirect(f"{self._base_url}{NO_INPUT_PATH}?seq={ask.seq}", method="POST")
         return str(response)

@@ -87,7 +87,7 @@ async def recording_status(request: web.Request) -> web.Response:
 
 
 async def call_status(request: web.Request) -> web.Response:
-    """``POST /twilio/status``: the call ended. Twilio ignores the body."""
+    """``POST /twilio/status``: the call's status changed (a final one ends it). Twilio ignores the body."""
     form = await _verified_form(request)
-    await request.config_dict[CALL_DESK].end_call(forms.call_ending_of(form))
+    await request.config_dict[CALL_DESK].note_call_status(forms.call_ending_of(form))
     return twiml_response(TwimlRenderer.empty())

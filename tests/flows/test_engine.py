@@ -143,12 +143,38 @@ say.en = "Bye."
 WITHHELD = CallStart(call_sid="CA" + "1" * 32, caller="+266696687", dialed="+18445550100")
 
 
-def test_key_one_gives_the_cpni_notice_as_evidence() -> None:
-    outcome = run("1")
+def test_the_cpni_notice_is_heard_whole_and_counts_only_once_the_call_answers_after_it() -> None:
+    playing = run("1")
+    answered = run("1", "2")
 
-    notices = [f for f in outcome.facts if isinstance(f, NoticeFact)]
-    assert [(n.notice, n.seq, n.lang) for n in notices] == [("cpni", 1, "en")]
-    assert notices[0].text == FLOW.steps["cpni_notice"].say.text("en")
+    notice_text = FLOW.steps["cpni_notice"].say.text("en")
+    # Said before the question's <Gather> opens (fixed): the caller cannot barge in on it.
+    assert playing.instruction.fixed == 1 and playing.instruction.speech[0] == notice_text
+    assert not [f for f in playing.facts if isinstance(f, NoticeFact)]  # sent is not heard
+    notices = [f for f in answered.facts if isinstance(f, NoticeFact)]
+    assert [(n.notice, n.seq, n.lang, n.text) for n in notices] == [("cpni", 1, "en", notice_text)]
+    assert answered.state.notices_heard == ("cpni",) and answered.instruction.fixed == 0
+    for needed in ("any time", "will not change the service", "within 30 days", "star 1 2 pound"):
+        assert needed in notice_text
+
+
+def test_a_caller_who_hangs_up_during_the_cpni_notice_was_given_no_notice() -> None:
+    playing = run("1")
+
+    assert engine.hang_up(FLOW, playing.state) and not playing.state.notices_heard
+
+
+def test_a_dialed_cpni_grant_plays_the_whole_notice_first_then_identifies() -> None:
+    code = run("*11")
+    assert isinstance(code, Pending) and isinstance(code.effect, FindCustomer)  # who is calling, by caller ID
+    asked = engine.resume(FLOW, code, CustomerLookup("100200300"))
+
+    assert asked.state.step == "who" and asked.state.resume_at is None
+    assert asked.state.notice_playing == "cpni_notice"
+    notice = FLOW.steps["cpni_notice"].say.text("en")
+    assert notice in asked.instruction.speech[: asked.instruction.fixed]  # heard whole before the PIN is asked
+    pin = engine.advance(FLOW, asked.state, Digits(asked.state.seq, "1234", "#"))
+    assert [f.notice for f in pin.facts if isinstance(f, NoticeFact)] == ["cpni"]
 
 
 def test_nine_switches_every_prompt_to_spanish_and_back() -> None:

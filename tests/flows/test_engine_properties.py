@@ -19,13 +19,16 @@ from flows.model import (
     Connect,
     ConnectEnded,
     CustomerLookup,
+    Decision,
     DecisionFact,
     Digits,
     End,
     Event,
     FindCustomer,
+    Identification,
     KeypressFact,
     NoInput,
+    NoticeFact,
     OpenRequest,
     Pending,
     PinChecked,
@@ -69,6 +72,7 @@ def pin_is_withheld(pending) -> bool:
 
 
 CALL = CallStart(call_sid="CA" + "f" * 32, caller="+14155550123", dialed="+18445550100")
+WITHHELD_CALL = CallStart(call_sid="CA" + "e" * 32, caller="+266696687", dialed="+18445550100")
 
 keys = st.text(alphabet="0123456789*#", min_size=0, max_size=6)
 recording = st.builds(lambda s: ("recorded", s), st.sampled_from(["#", "hangup", "1"]))
@@ -91,11 +95,25 @@ def event_for(state_seq: int, given, skew: int) -> Event:
     return Digits(seq, given)
 
 
+def assert_bound_rightly(flow, call: CallStart, decision: DecisionFact, notices: set[str]) -> None:
+    """A grant binds only a verified subject (CR-3) and, where its purpose has a notice,
+    comes only after that notice was heard whole on the call (CR-7)."""
+    if decision.action is not Decision.GRANT:
+        return
+    assert decision.identification is not Identification.KEYED_NUMBER
+    assert decision.subject_kind == "customer" or decision.subject == call.caller != WITHHELD_CALL.caller
+    notice_step = flow.purposes[decision.purpose].notice_step
+    if notice_step is not None:
+        assert flow.steps[notice_step].notice in notices
+
+
+@pytest.mark.parametrize("call", [CALL, WITHHELD_CALL], ids=["caller-id", "withheld"])
 @pytest.mark.parametrize("flow", [FLOW, VERBAL, IDENTIFY], ids=lambda f: f.name)
 @settings(max_examples=300, deadline=None)
 @given(steps=inputs, data=st.data())
-def test_any_input_leads_to_a_question_or_the_end_and_decisions_need_a_confirm(flow, steps, data) -> None:
-    outcome = settle(flow, engine.start(flow, CALL), data)
+def test_any_input_leads_to_a_question_or_the_end_and_decisions_need_a_confirm(flow, call, steps, data) -> None:
+    outcome = settle(flow, engine.start(flow, call), data)
+    notices: set[str] = set()
     decisions = 0
     for keys_or_silence, skew in steps:
         before = outcome.state
@@ -116,7 +134,10 @@ def test_any_input_leads_to_a_question_or_the_end_and_decisions_need_a_confirm(f
         if not isinstance(outcome.instruction, End):
             assert outcome.instruction.seq == outcome.state.seq
             assert outcome.state.step in flow.steps
+        notices |= {f.notice for f in outcome.facts if isinstance(f, NoticeFact)}
         made = [f for f in outcome.facts if isinstance(f, DecisionFact)]
+        for decision in made:
+            assert_bound_rightly(flow, call, decision, notices)
         if made:
             assert isinstance(flow.steps[before.step], ConfirmStep)
             assert isinstance(event, Digits) and event.digits == ConfirmStep.confirm_key
