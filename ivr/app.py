@@ -20,6 +20,7 @@ from ivr.ops.endpoints import healthz, metrics_page, readyz
 from ivr.ops.logs import fresh_log_context
 from ivr.ops.metrics import Metrics
 from ivr.resources import (
+    checkpoints_ctx,
     evidence_ctx,
     postgres_ctx,
     postgres_server_ctx,
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> web.Application:
             postgres_server_ctx,
             redis_server_ctx,
             postgres_ctx,
+            checkpoints_ctx,
             redis_ctx,
             recordings_ctx,
             evidence_ctx,

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from ivr.call_control import CallControl
 from ivr.evidence.call_evidence import CallEvidence
+from ivr.evidence.checkpoints import CheckpointSigner
 from ivr.evidence.recording_fetcher import RecordingFetcher
 from ivr.flow_catalog import FlowCatalog
 from ivr.ops.metrics import Metrics
@@ -40,3 +41,4 @@ RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 MEDIA_STORE = web.AppKey("media_store", MediaStore)
 CALL_EVIDENCE = web.AppKey("call_evidence", CallEvidence)
+CHECKPOINT_SIGNER = web.AppKey("checkpoint_signer", CheckpointSigner)

@@ -15,6 +15,7 @@ import functools
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
+import asyncpg
 import structlog
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -22,6 +23,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from ivr import appkeys
 from ivr.call_control import CallControl
 from ivr.evidence.call_evidence import CallEvidence
+from ivr.evidence.checkpoints import CheckpointSigner, CheckpointStore, load_signer, make_checkpoint
 from ivr.evidence.recording_fetcher import FetchPolicy, RecordingFetcher
 from ivr.flow_catalog import FlowCatalog, deployed_flows
 from ivr.time_budget import CALL_LOCK_WAIT_S, QUERY_TIMEOUT_S, REDIS_CONNECTION_WAIT_S
@@ -35,6 +37,7 @@ from storage.sessions import CallSessions
 from storage.web_sessions import WebSessions
 
 __all__ = [
+    "checkpoints_ctx",
     "evidence_ctx",
     "recordings_ctx",
     "postgres_ctx",
@@ -186,3 +189,48 @@ async def evidence_ctx(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.PG_POOL], settings, app[appkeys.FLOWS], app[appkeys.MEDIA_STORE]
     )
     yield
+
+
+async def checkpoints_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Signed checkpoints of the ledger every CHECKPOINT_INTERVAL_S while it grows, and at shutdown."""
+    settings = app[appkeys.SETTINGS]
+    signer = load_signer(
+        settings.ledger_signing_key.get_secret_value() if settings.ledger_signing_key else None,
+        settings.ledger_signing_key_file,
+        settings.data_dir,
+    )
+    store = CheckpointStore(settings.checkpoints_dir)
+    app[appkeys.CHECKPOINT_SIGNER] = signer
+    pool = app[appkeys.PG_POOL]
+    task = asyncio.create_task(_checkpoint_every(settings.checkpoint_interval_s, pool, signer, store))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # The last entries of this run, signed before it goes (briefly: shutdown must not hang).
+        await _checkpoint_now(pool, signer, store, SHUTDOWN_CHECKPOINT_TIMEOUT_S)
+
+
+async def _checkpoint_every(
+    interval_s: float, pool: asyncpg.Pool, signer: CheckpointSigner, store: CheckpointStore
+) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        await _checkpoint_now(pool, signer, store, CHECKPOINT_TIMEOUT_S)
+
+
+async def _checkpoint_now(
+    pool: asyncpg.Pool, signer: CheckpointSigner, store: CheckpointStore, timeout_s: float
+) -> None:
+    try:
+        await asyncio.wait_for(make_checkpoint(pool, signer, store), timeout_s)
+    except Exception:  # noqa: BLE001 - Postgres or the directory away: the next round tries again
+        log.exception("checkpoint_not_made")
+
+
+# A checkpoint reads only what the ledger grew by since the last one; a minute is plenty
+# even after a long outage, and keeps a stuck one from holding up shutdown.
+CHECKPOINT_TIMEOUT_S = 60.0
+SHUTDOWN_CHECKPOINT_TIMEOUT_S = 10.0

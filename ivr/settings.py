@@ -7,6 +7,7 @@ variable the operator has to fix. Secrets are ``SecretStr`` and never shown in a
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
@@ -98,6 +99,19 @@ def _trusted_proxies(value: object) -> object:
         raise ValueError(f"must be IP addresses or networks separated by commas ({exc})") from None
 
 
+def _signing_seed(value: SecretStr | None) -> SecretStr | None:
+    """An Ed25519 private key as its 32-byte seed, base64 (``ivr checkpoint --new-key`` prints one)."""
+    if value is None:
+        return value
+    try:
+        seed = base64.b64decode(value.get_secret_value(), validate=True)
+    except ValueError:
+        raise ValueError("must be base64 (of an Ed25519 key's 32-byte seed)") from None
+    if len(seed) != 32:
+        raise ValueError("must be the base64 of exactly 32 bytes (an Ed25519 key's seed)")
+    return value
+
+
 def _time_zone(value: object) -> object:
     """``America/New_York`` -> the IANA time zone (its rules, daylight saving included)."""
     if not isinstance(value, str):
@@ -182,6 +196,14 @@ class Settings(BaseModel):
     metrics_enabled: bool = Field(default=True, alias="METRICS_ENABLED")
     # Per process: Postgres's max_connections must cover this times every process of every host.
     pg_pool_size: int = Field(default=10, ge=2, le=500, alias="PG_POOL_SIZE")
+    # Signed checkpoints of the ledger (docs/verifying-evidence.md): the Ed25519 seed, base64;
+    # or a file holding it; neither: one is generated and kept under IVR_DATA_DIR.
+    ledger_signing_key: Annotated[SecretStr | None, AfterValidator(_signing_seed)] = Field(
+        default=None, alias="LEDGER_SIGNING_KEY"
+    )
+    ledger_signing_key_file: Path | None = Field(default=None, alias="LEDGER_SIGNING_KEY_FILE")
+    checkpoint_interval_s: float = Field(default=60.0, gt=0, alias="CHECKPOINT_INTERVAL_S")
+    checkpoint_dir: Path | None = Field(default=None, alias="CHECKPOINT_DIR")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -221,6 +243,10 @@ class Settings(BaseModel):
     @property
     def controller(self) -> Controller:
         return Controller(self.controller_name, self.controller_contact, self.controller_phone, self.jurisdiction)
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
 
     @property
     def effective_log_format(self) -> str:

@@ -13,14 +13,17 @@ whole ledger in memory), recomputes every hash, and reports the first break:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
 from storage.ledger import GENESIS, canonical_json, entry_hash
+from storage.merkle import Frontier, leaf_data, leaf_hash
 from storage.postgres import Connection
+from storage.tree_heads import TreeHead
 
-__all__ = ["EVIDENCE_TABLES", "Break", "Head", "Report", "ledger_head", "verify_ledger"]
+__all__ = ["EVIDENCE_TABLES", "Break", "Head", "KeptCheckpoint", "Report", "ledger_head", "verify_ledger"]
 
 # Every table whose rows are chained (migration 0005 lists the same).
 EVIDENCE_TABLES = (
@@ -56,7 +59,10 @@ class Break:
     detail: str
 
     def __str__(self) -> str:
-        where = f"entry #{self.seq} ({self.kind} id {self.ref_id})" if self.seq else f"{self.kind} id {self.ref_id}"
+        if self.seq:
+            where = f"entry #{self.seq}" + (f" ({self.kind} id {self.ref_id})" if self.ref_id is not None else "")
+        else:
+            where = f"{self.kind} id {self.ref_id}" if self.ref_id is not None else self.kind
         return f"{self.problem}: {where}: {self.detail}"
 
 
@@ -73,10 +79,20 @@ class Report:
     first_break: Break | None
     since_head_seq: int | None  # where a head kept earlier stands in the chain, if asked
     removed: int = 0  # entries whose rows a retention run removed (with a tombstone)
+    checkpoint_breaks: tuple[Break, ...] = ()  # every kept checkpoint the ledger contradicts
+    checkpoints_checked: int = 0
 
     @property
     def intact(self) -> bool:
-        return self.first_break is None
+        return self.first_break is None and not self.checkpoint_breaks
+
+
+@dataclass(frozen=True)
+class KeptCheckpoint:
+    """A signed tree head kept outside the database (its signature already checked)."""
+
+    head: TreeHead
+    label: str
 
 
 async def ledger_head(conn: Connection) -> Head:
@@ -99,10 +115,14 @@ def _entries_with_rows() -> str:
     """
 
 
-async def verify_ledger(conn: Connection, *, since_head: str | None = None) -> Report:
-    """Recompute the whole chain in one consistent snapshot; stop at the first break."""
+async def verify_ledger(
+    conn: Connection, *, since_head: str | None = None, checkpoints: Sequence[KeptCheckpoint] = ()
+) -> Report:
+    """Recompute the whole chain in one consistent snapshot, and the tree's root at the size
+    of every kept checkpoint; stop the chain at its first break, report every checkpoint
+    the ledger contradicts (cut off, rewritten or forked after it was signed)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        walk = _Walk(since_head)
+        walk = _Walk(since_head, checkpoints)
         async for row in conn.cursor(_entries_with_rows(), prefetch=_PREFETCH):
             found = walk.step(row)
             if found is not None:
@@ -122,11 +142,16 @@ async def verify_ledger(conn: Connection, *, since_head: str | None = None) -> R
 
 
 class _Walk:
-    def __init__(self, since_head: str | None) -> None:
+    def __init__(self, since_head: str | None, checkpoints: Sequence[KeptCheckpoint] = ()) -> None:
         self.seq, self.hash = 0, GENESIS
         self.removed = 0
         self.since_head = since_head
         self.since_head_seq: int | None = 0 if since_head == GENESIS else None
+        self.tree = Frontier()
+        self.waiting = sorted(checkpoints, key=lambda c: c.head.size)
+        self.checked = 0
+        self.contradicted: list[Break] = []
+        self._at_size()  # a checkpoint of the empty tree
 
     def step(self, row: asyncpg.Record) -> Break | None:
         seq, kind, ref_id = row["seq"], row["kind"], row["ref_id"]
@@ -143,10 +168,51 @@ class _Walk:
         self.seq, self.hash = seq, row["hash"]
         if self.hash == self.since_head:
             self.since_head_seq = seq
+        self.tree.append(leaf_hash(leaf_data(seq, kind, ref_id, row["hash"])))
+        self._at_size()
         return None
 
+    def _at_size(self) -> None:
+        """Check every checkpoint of the tree's current size against its root."""
+        while self.waiting and self.waiting[0].head.size == self.tree.size:
+            kept = self.waiting.pop(0)
+            self.checked += 1
+            if kept.head.root != self.tree.root().hex():
+                self.contradicted.append(
+                    Break(
+                        "forked",
+                        self.tree.size or None,
+                        "ledger",
+                        None,
+                        f"{kept.label} signed root {kept.head.root[:16]}…; the ledger's first "
+                        f"{kept.head.size:,} entries now hash to {self.tree.root().hex()[:16]}…",
+                    )
+                )
+
     def report(self, found: Break | None) -> Report:
-        return Report(self.seq, Head(self.seq, self.hash), found, self.since_head_seq, self.removed)
+        beyond = (
+            []
+            if found is not None
+            else [
+                Break(
+                    "truncated",
+                    None,
+                    "ledger",
+                    None,
+                    f"{kept.label} covered {kept.head.size:,} entries; the ledger now has {self.seq:,}",
+                )
+                for kept in self.waiting
+            ]
+        )
+        return Report(
+            self.seq,
+            Head(self.seq, self.hash),
+            found,
+            self.since_head_seq,
+            self.removed,
+            tuple(self.contradicted + beyond),
+            self.checked + len(beyond),
+        )
 
 
 async def _explained(conn: Connection, found: Break, prev_hash: str) -> Break:

@@ -9,7 +9,7 @@ import click
 
 from ivr.cli.access_commands import tokens, users
 from ivr.cli.customer_commands import customers
-from ivr.cli.evidence_commands import consent, export, verify
+from ivr.cli.evidence_commands import checkpoint, consent, export, verify
 from ivr.cli.flow_commands import flows, simulate
 from ivr.cli.retention_commands import holds, retention
 from ivr.cli.serve_commands import migrate, serve
@@ -22,5 +22,19 @@ def main() -> None:
     """Consent IVR: capture, prove and look up callers' consent over Twilio Voice."""
 
 
-for command in (serve, migrate, flows, simulate, verify, consent, export, retention, holds, tokens, users, customers):
+for command in (
+    serve,
+    migrate,
+    flows,
+    simulate,
+    verify,
+    checkpoint,
+    consent,
+    export,
+    retention,
+    holds,
+    tokens,
+    users,
+    customers,
+):
     main.add_command(command)

@@ -17,6 +17,7 @@ from aiohttp import web
 from flows.loader import FlowDefinitionError
 from flows.model import Flow
 from ivr import appkeys
+from ivr.evidence.checkpoints import CheckpointSigner, load_signer
 from ivr.flow_catalog import deployed_flows
 from ivr.identifiers import InvalidIdentifier
 from ivr.resources import postgres_ctx, postgres_server_ctx
@@ -24,6 +25,7 @@ from ivr.settings import ConfigError, Settings
 from storage.postgres import Connection
 
 __all__ = [
+    "signer_of",
     "run_or_bad_parameter",
     "DEV_TOKEN_FILE",
     "deployed_or_exit",
@@ -105,3 +107,9 @@ def run_or_bad_parameter(work: Coroutine[Any, Any, T], param: str) -> T:
         return asyncio.run(work)
     except InvalidIdentifier as exc:
         raise click.BadParameter(exc.message, param_hint=param) from None
+
+
+def signer_of(settings: Settings) -> CheckpointSigner:
+    """The ledger's checkpoint signer, as the service loads it (so both sign with one key)."""
+    configured = settings.ledger_signing_key.get_secret_value() if settings.ledger_signing_key else None
+    return load_signer(configured, settings.ledger_signing_key_file, settings.data_dir)

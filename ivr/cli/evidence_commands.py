@@ -14,8 +14,10 @@ from ivr.cli.common import (
     deployed_or_exit,
     load_settings,
     run_or_bad_parameter,
+    signer_of,
     storage_app,
 )
+from ivr.evidence.checkpoints import Checkpoint, CheckpointStore, kept_checkpoints, make_checkpoint
 from ivr.evidence.receipt_files import ReceiptWriter
 from ivr.evidence.receipts import ReceiptMaker
 from ivr.flow_catalog import purpose_rules
@@ -23,37 +25,85 @@ from ivr.ops.logs import configure_logging
 from ivr.subjects import Subject, resolve_subject
 from storage.consent_state import ConsentState, consent_states
 from storage.exports import events_for_receipts
-from storage.verify import Head, Report, ledger_head, verify_ledger
+from storage.tree_heads import ledger_origin
+from storage.verify import Head, KeptCheckpoint, Report, ledger_head, verify_ledger
 
-__all__ = ["consent", "export", "verify"]
+__all__ = ["checkpoint", "consent", "export", "verify"]
 
 
 @click.command()
 @click.option("--head", "head_only", is_flag=True, help="Only print the current head (hash and count) to keep.")
 @click.option("--since-head", metavar="HASH", help="Also check that a head kept earlier is still in the chain.")
-def verify(head_only: bool, since_head: str | None) -> None:
-    """Recompute the evidence ledger's hash chain; exit 1 naming the first bad record."""
+@click.option(
+    "--public-key", metavar="BASE64", help="Check checkpoints with this Ed25519 key (default: this service's)."
+)
+def verify(head_only: bool, since_head: str | None, public_key: str | None) -> None:
+    """Recompute the evidence ledger's hash chain and its tree against every kept checkpoint;
+    exit 1 naming what is broken."""
     settings = load_settings(os.environ, need_twilio=False)
     configure_logging(settings.log_level, settings.effective_log_format)
+    key = public_key or signer_of(settings).public_key
+    store = CheckpointStore(settings.checkpoints_dir)
 
-    async def run() -> Report | Head:
+    async def run() -> tuple[Report | Head, list[str], str]:
         async with storage_app(settings) as app, app[appkeys.PG_POOL].acquire() as conn:
             if head_only:
-                return await ledger_head(conn)
-            return await verify_ledger(conn, since_head=since_head)
+                return await ledger_head(conn), [], ""
+            origin = await ledger_origin(conn)
+            good, bad = kept_checkpoints(store, origin, key)
+            if not good and store.other_origins(origin):
+                bad.append(
+                    f"no checkpoint of this ledger ({origin}), but some of {', '.join(store.other_origins(origin))}"
+                )
+            kept = [KeptCheckpoint(c.head, c.label) for c in good]
+            return await verify_ledger(conn, since_head=since_head, checkpoints=kept), bad, origin
 
-    result = asyncio.run(run())
+    result, unsigned, origin = asyncio.run(run())
     if isinstance(result, Head):
         click.echo(f"head {result.hash} entries {result.seq}  (not verified; run `ivr verify` to check)")
         return
+    _report(result, unsigned, origin, since_head)
+
+
+def _report(result: Report, unsigned: list[str], origin: str, since_head: str | None) -> None:
     if result.since_head_seq is not None and since_head is not None:
         click.echo(
             f"kept head {since_head} is entry #{result.since_head_seq}; {result.entries - result.since_head_seq} since"
         )
-    if not result.intact:
-        click.echo(f"ledger BROKEN after {result.entries} good entries: {result.first_break}", err=True)
+    problems = [str(b) for b in ([result.first_break] if result.first_break else [])]
+    problems += [str(b) for b in result.checkpoint_breaks] + [f"bad checkpoint: {line}" for line in unsigned]
+    if problems:
+        click.echo(f"ledger BROKEN: {len(problems)} problem(s), {result.entries} good entries:", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
         sys.exit(1)
-    click.echo(f"ledger intact: {result.entries} entries, head {result.head.hash}")
+    click.echo(
+        f"ledger intact: {result.entries} entries, head {result.head.hash}; "
+        f"tree consistent with {result.checkpoints_checked} signed checkpoint(s) of ledger {origin}"
+    )
+
+
+@click.command()
+@click.option("--public-key", "show_key", is_flag=True, help="Only print the public key auditors check with.")
+def checkpoint(show_key: bool) -> None:
+    """Sign and keep a checkpoint of the ledger's tree now (if it grew since the last)."""
+    settings = load_settings(os.environ, need_twilio=False)
+    configure_logging(settings.log_level, settings.effective_log_format)
+    signer = signer_of(settings)
+    if show_key:
+        click.echo(signer.public_key)
+        return
+    store = CheckpointStore(settings.checkpoints_dir)
+
+    async def run() -> Checkpoint | None:
+        async with storage_app(settings) as app:
+            return await make_checkpoint(app[appkeys.PG_POOL], signer, store)
+
+    made = asyncio.run(run())
+    if made is None:
+        click.echo("no checkpoint needed: the ledger has not grown since the last one")
+        return
+    click.echo(f"{made.label}: root {made.root_hash}, ledger {made.origin}, key {signer.public_key}")
 
 
 @click.command()

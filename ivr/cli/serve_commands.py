@@ -10,6 +10,7 @@ import sys
 import click
 from aiohttp import web
 
+from ivr import appkeys
 from ivr.app import create_app
 from ivr.cli.common import (
     DEV_TOKEN_FILE,
@@ -88,7 +89,10 @@ def banner(settings: Settings, app: web.Application | None, host: str, port: int
         "Postgres: "
         + ("from DATABASE_URL" if settings.database_url else f"embedded, data in {settings.data_dir / 'postgres'}"),
         "Redis:    " + ("from REDIS_URL" if settings.redis_url else f"embedded, data in {settings.data_dir / 'redis'}"),
+        f"Ledger checkpoints: every {settings.checkpoint_interval_s:g} s into {settings.checkpoints_dir}",
     ]
+    if app is not None and appkeys.CHECKPOINT_SIGNER in app:
+        lines.append(f"  signed with Ed25519 public key {app[appkeys.CHECKPOINT_SIGNER].public_key} (for auditors)")
     if settings.dev_mode:
         lines += [
             "",
