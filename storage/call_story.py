@@ -7,9 +7,8 @@ from typing import Any
 import asyncpg
 
 from storage.postgres import Connection
-from storage.recordings import MediaStore
 
-__all__ = ["call_story", "kept_recording", "subject_timeline"]
+__all__ = ["call_story", "subject_timeline"]
 
 
 # Each table of a call's story: (name in the story, table, what orders it).
@@ -82,12 +81,3 @@ async def subject_timeline(conn: Connection, subjects: list[str], limit: int = 2
         subjects,
         limit,
     )
-
-
-async def kept_recording(conn: Connection, store: MediaStore, recording_sid: str) -> tuple[bytes, str] | None:
-    """A fetched recording's bytes and content type, from wherever they are kept."""
-    content_type = await conn.fetchval(
-        "SELECT content_type FROM recording_media WHERE recording_sid = $1", recording_sid
-    )
-    media = await store.get(conn, recording_sid) if content_type is not None else None
-    return (media, content_type) if media is not None else None

@@ -18,12 +18,14 @@ __all__ = [
     "DirectoryStore",
     "Fetch",
     "MediaStore",
+    "MediaTampered",
     "PostgresStore",
     "claim_due",
     "enqueue_fetch",
     "enqueue_unannounced",
     "fetch_failed",
     "fetch_status",
+    "genuine_media",
     "keep_media",
     "media_store",
     "next_due",
@@ -90,6 +92,32 @@ class DirectoryStore:
             partial = path.with_suffix(".partial")
             partial.write_bytes(media)
             partial.rename(path)
+
+
+class MediaTampered(Exception):
+    """A recording's kept bytes no longer hash to the SHA-256 chained when they were fetched."""
+
+    def __init__(self, recording_sid: str, chained: str, actual: str) -> None:
+        super().__init__(f"recording {recording_sid}: its bytes hash to {actual}, not the chained {chained}")
+        self.recording_sid, self.chained, self.actual = recording_sid, chained, actual
+
+
+async def genuine_media(conn: Connection, store: MediaStore, recording_sid: str) -> tuple[bytes, str] | None:
+    """A fetched recording's bytes and content type, once they match their chained SHA-256.
+
+    None if it has not been fetched yet; ``MediaTampered`` if the bytes were swapped: they
+    are never handed out as the evidence.
+    """
+    row = await conn.fetchrow(
+        "SELECT sha256, content_type FROM recording_media WHERE recording_sid = $1", recording_sid
+    )
+    media = await store.get(conn, recording_sid) if row is not None else None
+    if row is None or media is None:
+        return None
+    actual = hashlib.sha256(media).hexdigest()
+    if actual != row["sha256"]:
+        raise MediaTampered(recording_sid, row["sha256"], actual)
+    return media, str(row["content_type"])
 
 
 def media_store(kind: str, data_dir: Path) -> MediaStore:

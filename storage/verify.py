@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 
 from storage.ledger import GENESIS, canonical_json, entry_hash
 from storage.merkle import Frontier, leaf_data, leaf_hash
 from storage.postgres import Connection
+from storage.recordings import MediaStore
 from storage.tree_heads import TreeHead
 
 __all__ = ["EVIDENCE_TABLES", "Break", "Head", "KeptCheckpoint", "Report", "ledger_head", "verify_ledger"]
@@ -81,10 +82,12 @@ class Report:
     removed: int = 0  # entries whose rows a retention run removed (with a tombstone)
     checkpoint_breaks: tuple[Break, ...] = ()  # every kept checkpoint the ledger contradicts
     checkpoints_checked: int = 0
+    media_breaks: tuple[Break, ...] = ()  # every recording whose bytes left their chained hash
+    media_checked: int = 0
 
     @property
     def intact(self) -> bool:
-        return self.first_break is None and not self.checkpoint_breaks
+        return self.first_break is None and not self.checkpoint_breaks and not self.media_breaks
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,37 @@ def _entries_with_rows() -> str:
 
 
 async def verify_ledger(
-    conn: Connection, *, since_head: str | None = None, checkpoints: Sequence[KeptCheckpoint] = ()
+    conn: Connection,
+    *,
+    since_head: str | None = None,
+    checkpoints: Sequence[KeptCheckpoint] = (),
+    media: MediaStore | None = None,
 ) -> Report:
+    """The chain, the tree against ``checkpoints``, and (given their store) every recording's bytes."""
+    report = await _verify_chain(conn, since_head, checkpoints)
+    if media is None:
+        return report
+    breaks, checked = await _rehash_media(conn, media)
+    return replace(report, media_breaks=tuple(breaks), media_checked=checked)
+
+
+async def _rehash_media(conn: Connection, store: MediaStore) -> tuple[list[Break], int]:
+    """Each kept recording's bytes, one at a time, against the SHA-256 chained when it was fetched."""
+    breaks, checked = [], 0
+    rows = await conn.fetch("SELECT id, recording_sid, sha256 FROM recording_media ORDER BY id")
+    for row in rows:
+        audio = await store.get(conn, row["recording_sid"])
+        checked += 1
+        if audio is None:
+            detail = f"recording {row['recording_sid']}: its bytes are gone from the {store.name} store"
+            breaks.append(Break("missing", None, "recording_media", row["id"], detail))
+        elif hashlib.sha256(audio).hexdigest() != row["sha256"]:
+            detail = f"recording {row['recording_sid']}: its bytes no longer hash to the chained {row['sha256'][:16]}…"
+            breaks.append(Break("swapped", None, "recording_media", row["id"], detail))
+    return breaks, checked
+
+
+async def _verify_chain(conn: Connection, since_head: str | None, checkpoints: Sequence[KeptCheckpoint]) -> Report:
     """Recompute the whole chain in one consistent snapshot, and the tree's root at the size
     of every kept checkpoint; stop the chain at its first break, report every checkpoint
     the ledger contradicts (cut off, rewritten or forked after it was signed)."""

@@ -9,7 +9,7 @@ from ivr.access.roles import requires
 from ivr.api.errors import api_error
 from ivr.api.params import json_response, refuse_nul
 from ivr.appkeys import CALL_EVIDENCE
-from ivr.evidence.call_evidence import UnknownCall
+from ivr.evidence.call_evidence import MediaTampered, UnknownCall
 
 __all__ = ["call_bundle", "call_evidence", "recording_media"]
 
@@ -46,7 +46,10 @@ async def call_bundle(request: web.Request) -> web.Response:
 async def recording_media(request: web.Request) -> web.Response:
     """``GET /api/recordings/{recording_sid}/media``: the kept audio, for playback."""
     refuse_nul(request)
-    kept = await request.config_dict[CALL_EVIDENCE].audio(viewer_of(request), request.match_info["recording_sid"])
+    try:
+        kept = await request.config_dict[CALL_EVIDENCE].audio(viewer_of(request), request.match_info["recording_sid"])
+    except MediaTampered as exc:
+        raise api_error(409, f"{exc}: it is not served as evidence (see ivr verify)") from exc
     if kept is None:
         raise api_error(404, "no kept media for that recording (not fetched yet)")
     media, content_type = kept

@@ -25,6 +25,7 @@ from ivr.ops.logs import configure_logging
 from ivr.subjects import Subject, resolve_subject
 from storage.consent_state import ConsentState, consent_states
 from storage.exports import events_for_receipts
+from storage.recordings import media_store
 from storage.tree_heads import ledger_origin
 from storage.verify import Head, KeptCheckpoint, Report, ledger_head, verify_ledger
 
@@ -51,14 +52,19 @@ def verify(head_only: bool, since_head: str | None, public_key: str | None) -> N
                 return await ledger_head(conn), [], ""
             origin = await ledger_origin(conn)
             good, bad = kept_checkpoints(store, origin, key)
-            if not good and store.other_origins(origin):
-                bad.append(
-                    f"no checkpoint of this ledger ({origin}), but some of {', '.join(store.other_origins(origin))}"
-                )
             kept = [KeptCheckpoint(c.head, c.label) for c in good]
-            return await verify_ledger(conn, since_head=since_head, checkpoints=kept), bad, origin
+            media = media_store(settings.recording_store, settings.data_dir)
+            return await verify_ledger(conn, since_head=since_head, checkpoints=kept, media=media), bad, origin
 
     result, unsigned, origin = asyncio.run(run())
+    others = store.other_origins(origin) if origin else []
+    if isinstance(result, Report) and result.checkpoints_checked == 0 and others:
+        # A new database, or a replaced one: the checkpoints kept here cover other ledgers.
+        click.echo(
+            f"note: no checkpoint of this ledger ({origin}) yet; {settings.checkpoints_dir} holds checkpoints of "
+            f"{len(others)} other ledger(s). If this database replaced one of them, its history is not covered.",
+            err=True,
+        )
     if isinstance(result, Head):
         click.echo(f"head {result.hash} entries {result.seq}  (not verified; run `ivr verify` to check)")
         return
@@ -71,7 +77,8 @@ def _report(result: Report, unsigned: list[str], origin: str, since_head: str | 
             f"kept head {since_head} is entry #{result.since_head_seq}; {result.entries - result.since_head_seq} since"
         )
     problems = [str(b) for b in ([result.first_break] if result.first_break else [])]
-    problems += [str(b) for b in result.checkpoint_breaks] + [f"bad checkpoint: {line}" for line in unsigned]
+    problems += [str(b) for b in (*result.checkpoint_breaks, *result.media_breaks)]
+    problems += [f"bad checkpoint: {line}" for line in unsigned]
     if problems:
         click.echo(f"ledger BROKEN: {len(problems)} problem(s), {result.entries} good entries:", err=True)
         for problem in problems:
@@ -79,7 +86,8 @@ def _report(result: Report, unsigned: list[str], origin: str, since_head: str | 
         sys.exit(1)
     click.echo(
         f"ledger intact: {result.entries} entries, head {result.head.hash}; "
-        f"tree consistent with {result.checkpoints_checked} signed checkpoint(s) of ledger {origin}"
+        f"tree consistent with {result.checkpoints_checked} signed checkpoint(s) of ledger {origin}; "
+        f"{result.media_checked} recording(s) match their chained SHA-256"
     )
 
 

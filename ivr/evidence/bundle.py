@@ -13,7 +13,7 @@ from ivr.flow_catalog import FlowCatalog
 from ivr.settings import Settings
 from storage.exports import events_for_receipts
 from storage.postgres import Connection
-from storage.recordings import MediaStore
+from storage.recordings import MediaStore, MediaTampered, genuine_media
 from storage.verify import ledger_head
 
 __all__ = ["CERTIFICATION", "evidence_bundle"]
@@ -87,9 +87,13 @@ async def evidence_bundle(
         )
         for media in story.get("recording_media", []):
             sid = media["row"]["recording_sid"]
-            audio = await store.get(conn, sid)
-            if audio is not None:
-                bundle.writestr(f"recordings/{sid}.wav", audio)
+            try:
+                kept = await genuine_media(conn, store, sid)
+            except MediaTampered as exc:  # never bundled as the evidence it no longer is
+                bundle.writestr(f"recordings/{sid}.NOT-GENUINE.txt", f"{exc}\nThe audio is left out of this bundle.\n")
+                continue
+            if kept is not None:
+                bundle.writestr(f"recordings/{sid}.wav", kept[0])
         bundle.writestr(
             "CERTIFICATION.txt",
             CERTIFICATION.format(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import structlog
 
 from ivr.access.audit import Viewer, note_view
 from ivr.evidence.bundle import evidence_bundle
@@ -17,10 +18,13 @@ from ivr.flow_catalog import FlowCatalog
 from ivr.identifiers import InvalidIdentifier, is_call_sid
 from ivr.settings import Settings
 from ivr.time_budget import POOL_ACQUIRE_S
-from storage.call_story import call_story, kept_recording
-from storage.recordings import MediaStore
+from storage.call_story import call_story
+from storage.postgres import Connection
+from storage.recordings import MediaStore, MediaTampered, genuine_media
 
-__all__ = ["Bundle", "CallEvidence", "UnknownCall"]
+__all__ = ["Bundle", "CallEvidence", "MediaTampered", "UnknownCall"]
+
+log = structlog.get_logger(__name__)
 
 
 class UnknownCall(LookupError):
@@ -50,8 +54,23 @@ class CallEvidence:
             story = await call_story(conn, call_sid)
         if story is None:
             raise UnknownCall(call_sid)
-        story["chain_check"] = chain_check(story)
+        check = chain_check(story)
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+            check["media_mismatches"] = await self._media_mismatches(conn, story)
+        check["intact"] = check["intact"] and not check["media_mismatches"]
+        story["chain_check"] = check
         return story
+
+    async def _media_mismatches(self, conn: Connection, story: dict[str, Any]) -> list[dict[str, str]]:
+        """The call's kept recordings whose bytes no longer match their chained SHA-256."""
+        found = []
+        for media in story.get("recording_media", []):
+            try:
+                await genuine_media(conn, self._media, media["row"]["recording_sid"])
+            except MediaTampered as exc:
+                log.error("ALERT_media_tampered", recording=exc.recording_sid, chained=exc.chained, actual=exc.actual)
+                found.append({"recording_sid": exc.recording_sid, "chained": exc.chained, "actual": exc.actual})
+        return found
 
     async def bundle(self, viewer: Viewer, call_sid: str) -> Bundle:
         """The call's evidence bundle (a zip), noted as a bundle download."""
@@ -61,7 +80,12 @@ class CallEvidence:
         return Bundle(f"evidence-{story['call']['row']['call_sid']}.zip", body)
 
     async def audio(self, viewer: Viewer, recording_sid: str) -> tuple[bytes, str] | None:
-        """A kept recording's bytes and content type; None if it has not been fetched yet."""
+        """A kept recording's bytes and content type; None if it has not been fetched yet;
+        ``MediaTampered`` (logged as an alert) if they no longer match their chained hash."""
         await note_view(self._pool, viewer, "recording.media", recording_sid)
         async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
-            return await kept_recording(conn, self._media, recording_sid)
+            try:
+                return await genuine_media(conn, self._media, recording_sid)
+            except MediaTampered as exc:
+                log.error("ALERT_media_tampered", recording=exc.recording_sid, chained=exc.chained, actual=exc.actual)
+                raise

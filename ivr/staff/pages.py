@@ -13,7 +13,7 @@ from aiohttp import web
 from ivr.access.audit import Viewer, has_nul, note_view, viewer_of
 from ivr.access.roles import requires
 from ivr.appkeys import CALL_EVIDENCE, FLOWS, PG_POOL
-from ivr.evidence.call_evidence import UnknownCall
+from ivr.evidence.call_evidence import MediaTampered, UnknownCall
 from ivr.identifiers import ACCOUNT_NUMBER, InvalidIdentifier, is_call_sid, normalize_phone
 from ivr.staff.sign_in import WEB_SESSION, render_page
 from ivr.time_budget import POOL_ACQUIRE_S
@@ -130,7 +130,10 @@ async def call_bundle_page(request: web.Request) -> web.Response:
 
 @requires("staff")
 async def recording_audio(request: web.Request) -> web.Response:
-    kept = await request.config_dict[CALL_EVIDENCE].audio(_viewer(request), request.match_info["recording_sid"])
+    try:
+        kept = await request.config_dict[CALL_EVIDENCE].audio(_viewer(request), request.match_info["recording_sid"])
+    except MediaTampered as exc:
+        raise web.HTTPConflict(text=f"{exc}: it is not played as evidence. Tell your administrator.") from exc
     if kept is None:
         raise web.HTTPNotFound(text="that recording has not been fetched yet")
     media, content_type = kept
