@@ -25,6 +25,7 @@ from ivr.call_control import CallControl
 from ivr.evidence.call_evidence import CallEvidence
 from ivr.evidence.checkpoints import CheckpointSigner, CheckpointStore, load_signer, make_checkpoint
 from ivr.evidence.recording_fetcher import FetchPolicy, RecordingFetcher
+from ivr.evidence.timestamps import Timestamper
 from ivr.flow_catalog import FlowCatalog, deployed_flows
 from ivr.time_budget import CALL_LOCK_WAIT_S, QUERY_TIMEOUT_S, REDIS_CONNECTION_WAIT_S
 from ivr.transfer_desk import TransferDesk
@@ -202,7 +203,8 @@ async def checkpoints_ctx(app: web.Application) -> AsyncIterator[None]:
     store = CheckpointStore(settings.checkpoints_dir)
     app[appkeys.CHECKPOINT_SIGNER] = signer
     pool = app[appkeys.PG_POOL]
-    task = asyncio.create_task(_checkpoint_every(settings.checkpoint_interval_s, pool, signer, store))
+    stamps = Timestamper(settings.tsa_url) if settings.tsa_url else None
+    task = asyncio.create_task(_checkpoint_every(settings.checkpoint_interval_s, pool, signer, store, stamps))
     try:
         yield
     finally:
@@ -210,22 +212,26 @@ async def checkpoints_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         # The last entries of this run, signed before it goes (briefly: shutdown must not hang).
-        await _checkpoint_now(pool, signer, store, SHUTDOWN_CHECKPOINT_TIMEOUT_S)
+        await _checkpoint_now(pool, signer, store, stamps, SHUTDOWN_CHECKPOINT_TIMEOUT_S)
 
 
 async def _checkpoint_every(
-    interval_s: float, pool: asyncpg.Pool, signer: CheckpointSigner, store: CheckpointStore
+    interval_s: float, pool: asyncpg.Pool, signer: CheckpointSigner, store: CheckpointStore, stamps: Timestamper | None
 ) -> None:
     while True:
         await asyncio.sleep(interval_s)
-        await _checkpoint_now(pool, signer, store, CHECKPOINT_TIMEOUT_S)
+        await _checkpoint_now(pool, signer, store, stamps, CHECKPOINT_TIMEOUT_S)
 
 
 async def _checkpoint_now(
-    pool: asyncpg.Pool, signer: CheckpointSigner, store: CheckpointStore, timeout_s: float
+    pool: asyncpg.Pool,
+    signer: CheckpointSigner,
+    store: CheckpointStore,
+    stamps: Timestamper | None,
+    timeout_s: float,
 ) -> None:
     try:
-        await asyncio.wait_for(make_checkpoint(pool, signer, store), timeout_s)
+        await asyncio.wait_for(make_checkpoint(pool, signer, store, stamps), timeout_s)
     except Exception:  # noqa: BLE001 - Postgres or the directory away: the next round tries again
         log.exception("checkpoint_not_made")
 

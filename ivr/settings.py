@@ -204,6 +204,10 @@ class Settings(BaseModel):
     ledger_signing_key_file: Path | None = Field(default=None, alias="LEDGER_SIGNING_KEY_FILE")
     checkpoint_interval_s: float = Field(default=60.0, gt=0, alias="CHECKPOINT_INTERVAL_S")
     checkpoint_dir: Path | None = Field(default=None, alias="CHECKPOINT_DIR")
+    # An RFC 3161 time-stamping authority to countersign every checkpoint, and the roots
+    # (PEM) its tokens are verified against.
+    tsa_url: Annotated[str | None, AfterValidator(_base_url)] = Field(default=None, alias="TSA_URL")
+    tsa_ca_file: Path | None = Field(default=None, alias="TSA_CA_FILE")
 
     @field_validator("log_level", mode="before")
     @classmethod

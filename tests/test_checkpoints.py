@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from ivr.cli import main
 from storage.merkle import EMPTY_ROOT, Frontier, leaf_hash, node_hash, root_of
 from storage.postgres import connect
+from tests.fake_tsa import local_tsa, openssl_available
 from tests.helpers import make_calls
 
 # RFC 6962 / RFC 9162 test vectors (certificate-transparency's reference tests): the
@@ -155,3 +156,33 @@ async def _ledger_size(storage) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM ledger"))
     finally:
         await conn.close()
+
+
+@pytest.mark.skipif(not openssl_available(), reason="openssl is needed for the local TSA (apt-get install openssl)")
+async def test_checkpoints_are_time_stamped_by_a_tsa_and_a_forged_token_is_caught(own_storage, http) -> None:
+    async with local_tsa() as tsa:
+        env = {"TSA_URL": tsa.url, "TSA_CA_FILE": str(tsa.ca_file)}
+        await make_calls(own_storage, http, count=1)  # the shutdown checkpoint, without a TSA
+        held = await asyncio.to_thread(cli, own_storage, "hold", "add", "--subject", "+12125550188", "--reason", "x")
+        assert held.exit_code == 0, held.output  # the ledger grew: a chained hold event
+        made = await asyncio.to_thread(cli, own_storage, "checkpoint", **env)
+        assert made.exit_code == 0, made.output
+        assert tsa.requests == 1
+        folder = Path("var-tests") / "checkpoints" / await origin_of(own_storage)
+        [token] = sorted(folder.glob("*.tsr"))
+        assert token.with_suffix(".json").exists()
+
+        verified = await asyncio.to_thread(cli, own_storage, "verify", **env)
+        assert verified.exit_code == 0, verified.output
+
+        other = sorted(folder.glob("*.json"))[0]  # the earlier checkpoint, given this token
+        os.chmod(token, 0o644)
+        forged_path = other.with_suffix(".tsr")
+        forged_path.write_bytes(token.read_bytes())
+        caught = await asyncio.to_thread(cli, own_storage, "verify", **env)
+        assert caught.exit_code == 1 and "the time-stamp token is about other data" in caught.output
+        forged_path.unlink()
+
+        token.write_bytes(token.read_bytes()[:-3] + b"\x00\x00\x00")  # a byte of the TSA's signature changed
+        caught = await asyncio.to_thread(cli, own_storage, "verify", **env)
+        assert caught.exit_code == 1 and "time-stamp token" in caught.output

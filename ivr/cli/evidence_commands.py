@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 import click
+from cryptography.x509 import Certificate
 
 from ivr import appkeys
 from ivr.cli.common import (
@@ -20,6 +21,7 @@ from ivr.cli.common import (
 from ivr.evidence.checkpoints import Checkpoint, CheckpointStore, kept_checkpoints, make_checkpoint
 from ivr.evidence.receipt_files import ReceiptWriter
 from ivr.evidence.receipts import ReceiptMaker
+from ivr.evidence.timestamps import Timestamper, check_token, load_roots
 from ivr.flow_catalog import purpose_rules
 from ivr.ops.logs import configure_logging
 from ivr.subjects import Subject, resolve_subject
@@ -52,6 +54,7 @@ def verify(head_only: bool, since_head: str | None, public_key: str | None) -> N
                 return await ledger_head(conn), [], ""
             origin = await ledger_origin(conn)
             good, bad = kept_checkpoints(store, origin, key)
+            bad += _token_problems(store, good, load_roots(settings.tsa_ca_file))
             kept = [KeptCheckpoint(c.head, c.label) for c in good]
             media = media_store(settings.recording_store, settings.data_dir)
             return await verify_ledger(conn, since_head=since_head, checkpoints=kept, media=media), bad, origin
@@ -69,6 +72,17 @@ def verify(head_only: bool, since_head: str | None, public_key: str | None) -> N
         click.echo(f"head {result.hash} entries {result.seq}  (not verified; run `ivr verify` to check)")
         return
     _report(result, unsigned, origin, since_head)
+
+
+def _token_problems(store: CheckpointStore, kept: list[Checkpoint], roots: list[Certificate] | None) -> list[str]:
+    """Every kept RFC 3161 token must be a TSA's time-stamp of its checkpoint's signed text."""
+    problems = []
+    for checkpoint in kept:
+        token = store.token(checkpoint)
+        problem = check_token(token, checkpoint.signed_text(), roots) if token is not None else None
+        if problem is not None:
+            problems.append(f"{checkpoint.label}: {problem}")
+    return problems
 
 
 def _report(result: Report, unsigned: list[str], origin: str, since_head: str | None) -> None:
@@ -102,10 +116,11 @@ def checkpoint(show_key: bool) -> None:
         click.echo(signer.public_key)
         return
     store = CheckpointStore(settings.checkpoints_dir)
+    stamps = Timestamper(settings.tsa_url) if settings.tsa_url else None
 
     async def run() -> Checkpoint | None:
         async with storage_app(settings) as app:
-            return await make_checkpoint(app[appkeys.PG_POOL], signer, store)
+            return await make_checkpoint(app[appkeys.PG_POOL], signer, store, stamps)
 
     made = asyncio.run(run())
     if made is None:

@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ivr.evidence.timestamps import Timestamper, TimestampError
 from storage.merkle import Frontier
 from storage.tree_heads import CHECKPOINT_LOCK, TreeHead, extend_frontier, ledger_origin
 
@@ -137,12 +138,25 @@ class CheckpointStore:
         self.directory = directory
 
     def write(self, checkpoint: Checkpoint) -> Path:
-        folder = self.directory / checkpoint.origin
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{checkpoint.tree_size:015d}.json"
         body = json.dumps(asdict(checkpoint), indent=2, sort_keys=True) + "\n"
+        return self._create(self._path(checkpoint, ".json"), body.encode())
+
+    def write_token(self, checkpoint: Checkpoint, token: bytes) -> Path:
+        """A TSA's RFC 3161 reply for ``checkpoint``, kept beside it (``.tsr``)."""
+        return self._create(self._path(checkpoint, ".tsr"), token)
+
+    def token(self, checkpoint: Checkpoint) -> bytes | None:
+        path = self._path(checkpoint, ".tsr")
+        return path.read_bytes() if path.exists() else None
+
+    def _path(self, checkpoint: Checkpoint, suffix: str) -> Path:
+        return self.directory / checkpoint.origin / f"{checkpoint.tree_size:015d}{suffix}"
+
+    @staticmethod
+    def _create(path: Path, body: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)  # never overwrite one
-        with os.fdopen(fd, "w") as out:
+        with os.fdopen(fd, "wb") as out:
             out.write(body)
         return path
 
@@ -164,11 +178,15 @@ class CheckpointStore:
         return sorted(p.name for p in self.directory.iterdir() if p.is_dir() and p.name != origin)
 
 
-async def make_checkpoint(pool: asyncpg.Pool, signer: CheckpointSigner, store: CheckpointStore) -> Checkpoint | None:
+async def make_checkpoint(
+    pool: asyncpg.Pool, signer: CheckpointSigner, store: CheckpointStore, timestamper: Timestamper | None = None
+) -> Checkpoint | None:
     """Sign the tree as it is now, if it grew since the last checkpoint; None if it did not.
 
     Checkpointers in every process and host take turns under one advisory lock, and each
     goes on from the last kept checkpoint's frontier, reading only the entries after it.
+    With a TSA, the checkpoint is then time-stamped; a TSA that fails leaves the checkpoint
+    kept without a token (logged), never unmade.
     """
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         await conn.execute("SELECT pg_advisory_xact_lock($1)", CHECKPOINT_LOCK)
@@ -181,6 +199,11 @@ async def make_checkpoint(pool: asyncpg.Pool, signer: CheckpointSigner, store: C
         checkpoint = signer.sign(origin, frontier, datetime.now(UTC))
         path = store.write(checkpoint)
     log.info("checkpoint_made", tree_size=checkpoint.tree_size, root=checkpoint.root_hash[:16], path=str(path))
+    if timestamper is not None:
+        try:
+            store.write_token(checkpoint, await timestamper.stamp(checkpoint.signed_text()))
+        except TimestampError as exc:
+            log.error("checkpoint_not_timestamped", tree_size=checkpoint.tree_size, reason=str(exc))
     return checkpoint
 
 

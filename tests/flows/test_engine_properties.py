@@ -107,8 +107,12 @@ def assert_bound_rightly(flow, call: CallStart, decision: DecisionFact, notices:
         assert flow.steps[notice_step].notice in notices
 
 
-@pytest.mark.parametrize("call", [CALL, WITHHELD_CALL], ids=["caller-id", "withheld"])
-@pytest.mark.parametrize("flow", [FLOW, VERBAL, IDENTIFY], ids=lambda f: f.name)
+# The test flows expect a caller ID; the consent line also serves callers who withhold it.
+@pytest.mark.parametrize(
+    ("flow", "call"),
+    [(FLOW, CALL), (FLOW, WITHHELD_CALL), (VERBAL, CALL), (IDENTIFY, CALL)],
+    ids=["consent-line", "consent-line-withheld", "verbal-test", "identify-test"],
+)
 @settings(max_examples=300, deadline=None)
 @given(steps=inputs, data=st.data())
 def test_any_input_leads_to_a_question_or_the_end_and_decisions_need_a_confirm(flow, call, steps, data) -> None:
