@@ -27,6 +27,7 @@ from ivr.evidence.checkpoints import CheckpointSigner, CheckpointStore, load_sig
 from ivr.evidence.recording_fetcher import FetchPolicy, RecordingFetcher
 from ivr.evidence.timestamps import Timestamper
 from ivr.flow_catalog import FlowCatalog, deployed_flows
+from ivr.ops.tasks import in_background
 from ivr.time_budget import CALL_LOCK_WAIT_S, QUERY_TIMEOUT_S, REDIS_CONNECTION_WAIT_S
 from ivr.transfer_desk import TransferDesk
 from storage.embedded import embedded_postgres, embedded_redis
@@ -155,13 +156,8 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         app[appkeys.RECORDING_FETCHER] = fetcher
         app[appkeys.MEDIA_STORE] = store
-        task = asyncio.create_task(fetcher.run(), name="recording-fetcher")
-        try:
+        async with in_background(fetcher.run(), "recording-fetcher"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def transfers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -204,13 +200,12 @@ async def checkpoints_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.CHECKPOINT_SIGNER] = signer
     pool = app[appkeys.PG_POOL]
     stamps = Timestamper(settings.tsa_url) if settings.tsa_url else None
-    task = asyncio.create_task(_checkpoint_every(settings.checkpoint_interval_s, pool, signer, store, stamps))
     try:
-        yield
+        async with in_background(
+            _checkpoint_every(settings.checkpoint_interval_s, pool, signer, store, stamps), "checkpoints"
+        ):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         # The last entries of this run, signed before it goes (briefly: shutdown must not hang).
         await _checkpoint_now(pool, signer, store, stamps, SHUTDOWN_CHECKPOINT_TIMEOUT_S)
 

@@ -35,11 +35,7 @@ async def call_bundle(request: web.Request) -> web.Response:
         bundle = await request.config_dict[CALL_EVIDENCE].bundle(viewer_of(request), request.match_info["call_sid"])
     except UnknownCall as exc:
         raise api_error(404, exc.message) from exc
-    return web.Response(
-        body=bundle.body,
-        content_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{bundle.filename}"'},
-    )
+    return bundle.download()
 
 
 @requires("staff")

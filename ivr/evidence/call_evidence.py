@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from aiohttp import web
 
 from ivr.access.audit import Viewer, note_view
 from ivr.evidence.bundle import evidence_bundle
@@ -37,6 +38,11 @@ class UnknownCall(LookupError):
 class Bundle:
     filename: str
     body: bytes
+
+    def download(self) -> web.Response:
+        """The bundle as a zip download, for whichever door asked."""
+        headers = {"Content-Disposition": f'attachment; filename="{self.filename}"'}
+        return web.Response(body=self.body, content_type="application/zip", headers=headers)
 
 
 class CallEvidence:

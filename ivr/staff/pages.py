@@ -121,11 +121,7 @@ async def call_bundle_page(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=exc.message) from exc
     except UnknownCall as exc:
         raise web.HTTPNotFound(text=exc.message) from exc
-    return web.Response(
-        body=bundle.body,
-        content_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{bundle.filename}"'},
-    )
+    return bundle.download()
 
 
 @requires("staff")

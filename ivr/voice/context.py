@@ -8,13 +8,13 @@ the door's handlers through ``request.config_dict``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 
 from ivr import appkeys
+from ivr.ops.tasks import in_background
 from ivr.time_budget import POOL_ACQUIRE_S
 from ivr.voice.call_desk import CallDesk
 from ivr.voice.engine_effects import EngineEffects
@@ -66,10 +66,5 @@ async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
             recording_announced=app[appkeys.RECORDING_FETCHER].wake,
             business_tz=settings.business_timezone,
         )
-        retrying = asyncio.create_task(_store_deferred_endings(desk))
-        try:
+        async with in_background(_store_deferred_endings(desk), "deferred-endings"):
             yield
-        finally:
-            retrying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retrying
