@@ -49,6 +49,8 @@ EVIDENCE_TABLES = (
     "access_log",
 )
 _PREFETCH = 2_000
+# A ledger rewritten wholesale could break at every entry: list this many, count them all.
+MAX_LISTED_BREAKS = 1_000
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class Report:
     checkpoints_checked: int = 0
     media_breaks: tuple[Break, ...] = ()  # every recording whose bytes left their chained hash
     media_checked: int = 0
+    breaks: tuple[Break, ...] = ()  # the chain's breaks, the first MAX_LISTED_BREAKS of them
+    break_count: int = 0
 
     @property
     def intact(self) -> bool:
@@ -157,20 +161,14 @@ async def _verify_chain(conn: Connection, since_head: str | None, checkpoints: S
         walk = _Walk(since_head, checkpoints)
         async for row in conn.cursor(_entries_with_rows(), prefetch=_PREFETCH):
             found = walk.step(row)
-            if found is not None:
-                return walk.report(await _explained(conn, found, row["prev_hash"]))
+            while found is not None:  # noted, and the walk goes on from this entry as it stands
+                found = walk.broken(await _explained(conn, found, row["prev_hash"]), row)
         for table in EVIDENCE_TABLES:
-            found = await _unchained(conn, table)
-            if found is not None:
-                return walk.report(found)
-        found = await _tampered_tombstone(conn)
-        if found is not None:
-            return walk.report(found)
+            walk.note(await _unchained(conn, table))
+        walk.note(await _tampered_tombstone(conn))
         if since_head is not None and walk.since_head_seq is None:
-            return walk.report(
-                Break("rewritten", None, "ledger", None, f"the kept head {since_head} is not in the chain")
-            )
-        return walk.report(None)
+            walk.note(Break("rewritten", None, "ledger", None, f"the kept head {since_head} is not in the chain"))
+        return walk.report()
 
 
 class _Walk:
@@ -183,6 +181,8 @@ class _Walk:
         self.waiting = sorted(checkpoints, key=lambda c: c.head.size)
         self.checked = 0
         self.contradicted: list[Break] = []
+        self.breaks: list[Break] = []
+        self.break_count = 0
         self._at_size()  # a checkpoint of the empty tree
 
     def step(self, row: asyncpg.Record) -> Break | None:
@@ -221,29 +221,49 @@ class _Walk:
                     )
                 )
 
-    def report(self, found: Break | None) -> Report:
-        beyond = (
-            []
-            if found is not None
-            else [
-                Break(
-                    "truncated",
-                    None,
-                    "ledger",
-                    None,
-                    f"{kept.label} covered {kept.head.size:,} entries; the ledger now has {self.seq:,}",
-                )
-                for kept in self.waiting
-            ]
-        )
+    def note(self, found: Break | None) -> None:
+        if found is None:
+            return
+        self.break_count += 1
+        if len(self.breaks) < MAX_LISTED_BREAKS:
+            self.breaks.append(found)
+
+    def broken(self, found: Break, row: asyncpg.Record) -> Break | None:
+        """Note a break, and go on from this entry as it stands, so the rest is checked too.
+
+        After a gap or a broken link the entry is taken as linked and its row still
+        checked (which may find it edited too); an entry whose row is wrong is taken as it is.
+        """
+        self.note(found)
+        if found.problem in ("rewritten", "reordered") or (found.problem == "missing" and found.ref_id is None):
+            self.seq, self.hash = row["seq"] - 1, row["prev_hash"]
+            return self.step(row)
+        self.seq, self.hash = row["seq"], row["hash"]
+        self.tree.append(leaf_hash(leaf_data(row["seq"], row["kind"], row["ref_id"], row["hash"])))
+        self._at_size()
+        return None
+
+    def report(self) -> Report:
+        beyond = [
+            Break(
+                "truncated",
+                None,
+                "ledger",
+                None,
+                f"{kept.label} covered {kept.head.size:,} entries; the ledger now has {self.tree.size:,}",
+            )
+            for kept in self.waiting
+        ]
         return Report(
             self.seq,
             Head(self.seq, self.hash),
-            found,
+            self.breaks[0] if self.breaks else None,
             self.since_head_seq,
             self.removed,
             tuple(self.contradicted + beyond),
             self.checked + len(beyond),
+            breaks=tuple(self.breaks),
+            break_count=self.break_count,
         )
 
 

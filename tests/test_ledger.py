@@ -52,6 +52,30 @@ async def test_an_edited_decision_is_named(own_storage, http) -> None:
     )
 
 
+async def test_every_break_is_reported_and_counted_not_only_the_first(own_storage, http) -> None:
+    await make_calls(own_storage, http)
+    conn = await connect(own_storage.database_url)
+    first, last = await conn.fetchrow("SELECT min(id), max(id) FROM consent_events")
+    entries = await conn.fetchval("SELECT count(*) FROM ledger")
+    await conn.close()
+    await tamper(
+        own_storage,
+        f"UPDATE consent_events SET action = 'grant' WHERE id IN ({first}, {last})",
+        "DELETE FROM keypresses WHERE id = (SELECT min(id) FROM keypresses)",
+        "DELETE FROM ledger WHERE seq = 3",
+    )
+
+    report = await verify(own_storage)
+    found = sorted((b.problem, b.kind, b.ref_id) for b in report.breaks if b.problem != "missing" or b.ref_id)
+    # Four changes, five breaks: the row ledger entry #3 chained is now a row never chained.
+    assert report.break_count == len(report.breaks) == 5
+    assert any(b.problem == "inserted" for b in report.breaks)
+    assert ("edited", "consent_events", first) in found and ("edited", "consent_events", last) in found
+    assert any(b.problem == "missing" and b.kind == "keypresses" for b in report.breaks)
+    assert any(b.problem == "missing" and b.seq == 3 and b.ref_id is None for b in report.breaks)
+    assert report.entries == entries  # walked to the end, past every break
+
+
 async def test_a_deleted_keypress_is_named(own_storage, http) -> None:
     await make_calls(own_storage, http)
     await tamper(own_storage, "DELETE FROM keypresses WHERE id = (SELECT max(id) FROM keypresses)")

@@ -90,13 +90,15 @@ def _report(result: Report, unsigned: list[str], origin: str, since_head: str | 
         click.echo(
             f"kept head {since_head} is entry #{result.since_head_seq}; {result.entries - result.since_head_seq} since"
         )
-    problems = [str(b) for b in ([result.first_break] if result.first_break else [])]
-    problems += [str(b) for b in (*result.checkpoint_breaks, *result.media_breaks)]
+    problems = [str(b) for b in (*result.breaks, *result.checkpoint_breaks, *result.media_breaks)]
     problems += [f"bad checkpoint: {line}" for line in unsigned]
     if problems:
-        click.echo(f"ledger BROKEN: {len(problems)} problem(s), {result.entries} good entries:", err=True)
+        count = len(problems) + result.break_count - len(result.breaks)  # beyond the breaks listed
+        click.echo(f"ledger BROKEN: {count} problem(s) among {result.entries} entries:", err=True)
         for problem in problems:
             click.echo(f"  {problem}", err=True)
+        if result.break_count > len(result.breaks):
+            click.echo(f"  … and {result.break_count - len(result.breaks)} more breaks of the chain", err=True)
         sys.exit(1)
     click.echo(
         f"ledger intact: {result.entries} entries, head {result.head.hash}; "
