@@ -583,7 +583,7 @@ def _bypass(state: CallState, step: Step) -> tuple[str, tuple[Fact, ...]] | None
     if isinstance(step, IdentifyStep) and _identified(state):
         return step.next, ()  # already identified on this call
     if isinstance(step, NumberStep) and is_withheld(state.caller) and not _identified(state):
-        if state.action is Decision.GRANT:
+        if state.action is Decision.GRANT and step.on_grant is not None:
             return step.on_grant, ()  # a keyed-in number can never be granted for
     if isinstance(step, NumberStep) and not _needs_number(state):
         return step.next, ()  # the caller ID (or the identified customer) is the subject

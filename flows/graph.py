@@ -27,7 +27,7 @@ __all__ = ["in_call_order", "successors"]
 def successors(step: Step) -> list[str]:
     """The steps ``step`` may go to next (a confirm's "back" depends on the call, so is not listed)."""
     if isinstance(step, NumberStep):
-        return [step.next, step.on_grant]
+        return [step.next] + ([step.on_grant] if step.on_grant else [])
     if isinstance(step, (SayStep, DecideStep, RecordStep, RequestStep)):
         return [step.next]
     if isinstance(step, (TransferStep, ReturnStep, IdentifyStep)):

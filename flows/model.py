@@ -274,7 +274,9 @@ class NumberStep:
     id: str
     say: Prompt
     next: str
-    on_grant: str
+    # Optional only so that versions stored before it existed still load (calls in progress
+    # across an upgrade finish on theirs); without it a grant meets the engine's refusal.
+    on_grant: str | None = None
     retry: Retry = Retry()
     finish_on_key: ClassVar[str] = "#"
 

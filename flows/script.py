@@ -114,7 +114,7 @@ def _then(flow: Flow, step: Any) -> list[str]:
         if notice
         else []
     )
-    grants = [f"  a grant (never for a keyed-in number) -> {step.on_grant}"] if isinstance(step, NumberStep) else []
+    grants = [f"  a grant (never for a keyed-in number) -> {step.on_grant}"] if getattr(step, "on_grant", None) else []
     return evidence + grants + [f"  then -> {step.next}"]
 
 

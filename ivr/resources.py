@@ -108,7 +108,20 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.FLOWS] = catalog
         yield
     finally:
-        await pool.close()
+        await _close(pool)
+
+
+# Closing waits for every connection to be released; one held by work that never ends
+# (or a close already cut short) must not hold the process's shutdown forever.
+POOL_CLOSE_TIMEOUT_S = 10.0
+
+
+async def _close(pool: asyncpg.Pool) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
+    except (TimeoutError, asyncpg.InterfaceError):
+        log.warning("postgres_pool_terminated")
+        pool.terminate()
 
 
 # A webhook makes a few Redis round trips. In a burst more may be in flight than there

@@ -43,7 +43,7 @@ CALL_CONTROL_STATUS = {
     CallControlFailure.RATE_LIMITED: 503,
     CallControlFailure.UPSTREAM: 502,
 }
-REFUSAL_STATUS = {Refusal.INVALID: 422, Refusal.ALREADY_UNDER_WAY: 409}
+REFUSAL_STATUS = {Refusal.INVALID: 422, Refusal.ALREADY_UNDER_WAY: 409, Refusal.CALL_NOT_MOVED: 502}
 
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.HTTPException:

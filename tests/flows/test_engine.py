@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows import engine
-from flows.loader import FlowDefinitionError, builtin_flows, parse_toml, version_of
+from flows.loader import FlowDefinitionError, builtin_flows, parse_flow, parse_toml, version_of
 from flows.model import (
     Ask,
     CallStart,
@@ -261,3 +261,14 @@ def _identified_at_statement():
     outcome = engine.resume(FLOW, checking, PinChecked(PinVerdict.OK))
     assert outcome.state.step == "statement"
     return outcome.state
+
+
+def test_a_version_stored_before_on_grant_existed_still_loads() -> None:
+    """Calls in progress across an upgrade finish on their own version: its definition,
+    kept in Postgres, must still parse though it predates ``on_grant``."""
+    definition = {**FLOW.definition, "steps": dict(FLOW.definition["steps"])}
+    definition["steps"]["for_number"] = {k: v for k, v in definition["steps"]["for_number"].items() if k != "on_grant"}
+    definition["steps"].pop("hidden_grant")
+    older = parse_flow(definition)
+
+    assert older.steps["for_number"].on_grant is None and older.version != FLOW.version
