@@ -390,6 +390,11 @@ def _needs_number(state: CallState) -> bool:
     return is_withheld(state.caller) and state.identification is Identification.ANI
 
 
+def _grant_unverified(state: CallState) -> bool:
+    """A grant from a withheld caller ID no PIN has identified: no one it could bind."""
+    return state.action is Decision.GRANT and is_withheld(state.caller) and not _identified(state)
+
+
 def _identified(state: CallState) -> bool:
     """Bound to a customer by a PIN on this call (caller ID or account number, then PIN)."""
     return state.customer is not None and state.identification in (
@@ -582,9 +587,8 @@ def _bypass(state: CallState, step: Step) -> tuple[str, tuple[Fact, ...]] | None
         return step.on_failure, (ConnectFact(state.seq, step.id, "", "no-return-target", connected=False),)
     if isinstance(step, IdentifyStep) and _identified(state):
         return step.next, ()  # already identified on this call
-    if isinstance(step, NumberStep) and is_withheld(state.caller) and not _identified(state):
-        if state.action is Decision.GRANT and step.on_grant is not None:
-            return step.on_grant, ()  # a keyed-in number can never be granted for
+    if isinstance(step, NumberStep) and step.on_grant and _grant_unverified(state):
+        return step.on_grant, ()  # a keyed-in number can never be granted for
     if isinstance(step, NumberStep) and not _needs_number(state):
         return step.next, ()  # the caller ID (or the identified customer) is the subject
     return None
@@ -609,7 +613,7 @@ def _decision(flow: Flow, state: CallState, step: DecideStep) -> DecisionFact:
     identified = _identified(state)
     grant = state.action is Decision.GRANT
     purpose = flow.purposes[state.purpose]
-    if grant and not identified and is_withheld(state.caller):
+    if _grant_unverified(state):
         raise FlowError(flow.name, step.id, "a grant binds only a verified subject, never a keyed-in number")
     if grant and purpose.notice_step is not None and not _notice_was_heard(flow, state, purpose.notice_step):
         raise FlowError(flow.name, step.id, f"a {state.purpose} grant needs its notice heard whole on the call first")

@@ -16,6 +16,7 @@ from ivr.appkeys import CALL_EVIDENCE, FLOWS, PG_POOL
 from ivr.evidence.call_evidence import MediaTampered, UnknownCall
 from ivr.identifiers import ACCOUNT_NUMBER, InvalidIdentifier, is_call_sid, normalize_phone
 from ivr.staff.sign_in import WEB_SESSION, render_page
+from ivr.subjects import resolve_subject
 from ivr.time_budget import POOL_ACQUIRE_S
 from storage.access_log import access_log_entries
 from storage.call_story import subject_timeline
@@ -58,17 +59,14 @@ async def search_page(request: web.Request) -> web.Response:
         return render_page(request, "search.html", query="", error=None)
     if is_call_sid(query):
         raise web.HTTPSeeOther(f"/staff/calls/{query}")
-    if ACCOUNT_NUMBER.match(query):
-        async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
-            if await customer(conn, query) is not None:  # a known account, even if it looks like a number
-                raise web.HTTPSeeOther(f"/staff/people/{query}")
     try:
-        phone = normalize_phone(query)
+        async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+            found = await resolve_subject(conn, query)  # a known account, even if it looks like a number
     except InvalidIdentifier:
         return render_page(
             request, "search.html", query=query, error="That is not a phone number, account number or CallSid."
         )
-    raise web.HTTPSeeOther(f"/staff/people/{phone}")
+    raise web.HTTPSeeOther(f"/staff/people/{found.value}")
 
 
 @requires("staff")
