@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from storage.background import stop
 from storage.ledger import EvidenceRow, append
 
 __all__ = ["Appender", "appender"]
@@ -113,6 +114,4 @@ async def appender(pool: asyncpg.Pool, *, acquire_timeout_s: float) -> AsyncIter
     try:
         yield writing
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)

@@ -351,11 +351,18 @@ class CallSessions:
         return bool(saved)
 
     async def _keep_renewed(self, key: str, owner: str) -> None:
-        """Renew the lock until cancelled; a renewal Redis refuses is tried again next time."""
+        """Renew the lock until cancelled or no longer ours; a renewal Redis refuses is tried again.
+
+        Ending when the lock has gone matters too: a cancellation swallowed by Python
+        3.11's ``wait_for`` (see storage/background.py) must not leave it renewing forever.
+        """
         while True:
             await asyncio.sleep(CALL_LOCK_RENEW_S)
-            with contextlib.suppress(RedisError):
-                await self._renew(keys=[key], args=[owner, CALL_LOCK_TTL_MS])
+            try:
+                if not await self._renew(keys=[key], args=[owner, CALL_LOCK_TTL_MS]):
+                    return
+            except RedisError:
+                continue
 
     def _remember(self, call_sid: str, raw: str) -> Session | None:
         session = decode_session(raw)

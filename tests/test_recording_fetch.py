@@ -112,7 +112,8 @@ async def test_a_completed_recording_is_fetched_kept_and_its_hash_chained(fetchi
     assert (
         await db.fetchval("SELECT count(*) FROM ledger WHERE kind = 'recording_media' AND ref_id = $1", media_id) == 1
     )
-    assert media_server.requests[0][0] == sid
+    # Recordings other tests left unfetched may come first: the service works through its backlog.
+    assert sid in [requested for requested, *_ in media_server.requests]
 
 
 async def test_server_errors_and_timeouts_are_retried_with_backoff(fetching, media_server, customer, db) -> None:

@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+from storage.background import stop
+
 __all__ = ["in_background"]
 
 
@@ -17,6 +19,4 @@ async def in_background(work: Coroutine[Any, Any, None], name: str) -> AsyncIter
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
