@@ -3,7 +3,8 @@
     python bench/ledger_append.py [--dsn postgresql://postgres@127.0.0.1/postgres] [--events 2000]
 
 Creates a scratch database on the server (or an embedded Postgres without --dsn), migrates
-it, then measures, per transaction, the time from calling ledger_append (which takes the
+it (once as of migration 0015, once up to date, for a before/after of 0016's content-from-row
+chaining), then measures, per transaction, the time from calling ledger_append (which takes the
 lock) to the end of COMMIT (which releases it): that is the lock's hold time. It then
 runs 8 concurrent writers the old way (a transaction of four round trips) and the webhook
 way (one statement), and 200 webhooks at once through the service's group-commit appender,
@@ -32,7 +33,7 @@ from storage.appender import appender  # noqa: E402
 from storage.embedded import embedded_postgres  # noqa: E402
 from storage.ledger import Chain, EvidenceRow, append  # noqa: E402
 from storage.migrator import apply_migrations  # noqa: E402
-from storage.postgres import connect, create_pool  # noqa: E402
+from storage.postgres import as_service_role, connect, create_pool  # noqa: E402
 
 INSERT = "INSERT INTO pin_checks (account_number, call_sid, ok) VALUES ($1, $2, $3)"
 
@@ -70,7 +71,7 @@ def pin_check(n: int) -> EvidenceRow:
     return EvidenceRow("pin_checks", {"account_number": "90001", "call_sid": f"CA-bench-{n}", "ok": n % 2 == 0})
 
 
-async def concurrent(pool: asyncpg.Pool, events: int, label: str, write) -> None:
+async def concurrent(pool: asyncpg.Pool, events: int, label: str, write) -> float:
     latencies: list[float] = []
 
     async def writer(w: int) -> None:
@@ -85,9 +86,10 @@ async def concurrent(pool: asyncpg.Pool, events: int, label: str, write) -> None
         f"{label}: {len(latencies) / elapsed:.0f} appends/s, "
         f"p50 {statistics.median(latencies):.2f} ms, p99 {pct(latencies, 0.99):.2f} ms"
     )
+    return len(latencies) / elapsed
 
 
-async def grouped(pool: asyncpg.Pool, events: int) -> None:
+async def grouped(pool: asyncpg.Pool, events: int) -> float:
     """What the service does: webhooks hand rows to a shared appender (group commit)."""
     latencies: list[float] = []
     async with appender(pool, acquire_timeout_s=POOL_ACQUIRE_S) as writing:
@@ -106,23 +108,36 @@ async def grouped(pool: asyncpg.Pool, events: int) -> None:
             f"in {writing.statements} statements, p50 {statistics.median(latencies):.2f} ms, "
             f"p99 {pct(latencies, 0.99):.2f} ms"
         )
+        return len(latencies) / elapsed
 
 
-async def bench(dsn: str, events: int) -> None:
+# The last schema in which ledger_append took the rows' content as text from its caller;
+# since 0016 it renders the content from the rows themselves (and the service logs in as
+# ivr_app). The webhook path (append_evidence) is compared on both, in this one run.
+BEFORE_ROW_CONTENT = 15
+
+
+async def bench(dsn: str, events: int, *, through: int | None = None) -> dict[str, float]:
     owner = await connect(dsn)
-    await apply_migrations(owner)
+    await apply_migrations(owner, through=through)
     await owner.close()
-    pool = await create_pool(dsn, command_timeout_s=QUERY_TIMEOUT_S, min_size=8, max_size=8)
+    login = dsn if through is not None else as_service_role(dsn)  # before 0016 ivr_app had no login
+    pool = await create_pool(login, command_timeout_s=QUERY_TIMEOUT_S, min_size=8, max_size=8)
     try:
-        solo = [await one(pool, n) for n in range(events)]
-        holds = [h for _, h in solo]
-        print(
-            f"single writer, {events} appends: lock held p50 {pct(holds, 0.5):.3f} ms, "
-            f"p99 {pct(holds, 0.99):.3f} ms, max {max(holds):.3f} ms"
+        figures = {}
+        if through is None:
+            solo = [await one(pool, n) for n in range(events)]
+            holds = [h for _, h in solo]
+            print(
+                f"single writer, {events} appends: lock held p50 {pct(holds, 0.5):.3f} ms, "
+                f"p99 {pct(holds, 0.99):.3f} ms, max {max(holds):.3f} ms"
+            )
+            await concurrent(pool, events, "8 writers, a transaction each (BEGIN, INSERT, ledger_append, COMMIT)", one)
+        figures["statement"] = await concurrent(
+            pool, events, "8 writers, one statement each (append_evidence)", one_statement
         )
-        await concurrent(pool, events, "8 writers, a transaction each (BEGIN, INSERT, ledger_append, COMMIT)", one)
-        await concurrent(pool, events, "8 writers, one statement each (append_evidence)", one_statement)
-        await grouped(pool, events)
+        figures["grouped"] = await grouped(pool, events)
+        return figures
     finally:
         await pool.close()
 
@@ -134,14 +149,23 @@ async def main() -> None:
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         server = args.dsn or stack.enter_context(embedded_postgres(Path(tempfile.mkdtemp())))
-        name = "ivr_bench_" + secrets.token_hex(4)
         admin = await asyncpg.connect(server)
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        figures = {}
         try:
-            await bench(urlunsplit(urlsplit(server)._replace(path="/" + name)), args.events)
+            for label, through in (("before", BEFORE_ROW_CONTENT), ("after", None)):
+                name = "ivr_bench_" + secrets.token_hex(4)
+                await admin.execute(f'CREATE DATABASE "{name}"')
+                try:
+                    print(f"== {label}: schema {f'through {through:04d}' if through else 'up to date'}")
+                    dsn = urlunsplit(urlsplit(server)._replace(path="/" + name))
+                    figures[label] = await bench(dsn, args.events, through=through)
+                finally:
+                    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         finally:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             await admin.close()
+        for path in ("statement", "grouped"):
+            before, after = figures["before"][path], figures["after"][path]
+            print(f"after/before, {path}: {after / before:.2f}x ({before:.0f} -> {after:.0f} appends/s)")
 
 
 if __name__ == "__main__":

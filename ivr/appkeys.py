@@ -26,7 +26,8 @@ from storage.sessions import CallSessions
 from storage.web_sessions import WebSessions
 
 SETTINGS = web.AppKey("settings", Settings)
-DATABASE_DSN = web.AppKey("database_dsn", str)
+DATABASE_DSN = web.AppKey("database_dsn", str)  # the service's own login (role ivr_app)
+OWNER_DSN = web.AppKey("owner_dsn", str)  # the tables' owner: migrations, retention, the customer directory
 REDIS_URL = web.AppKey("redis_url", str)
 PG_POOL: web.AppKey[asyncpg.Pool[asyncpg.Record]] = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)

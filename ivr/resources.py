@@ -32,7 +32,7 @@ from ivr.time_budget import CALL_LOCK_WAIT_S, QUERY_TIMEOUT_S, REDIS_CONNECTION_
 from ivr.transfer_desk import TransferDesk
 from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
-from storage.postgres import connect, create_pool
+from storage.postgres import as_service_role, check_service_role, connect, create_pool
 from storage.rate_limits import RateLimiter
 from storage.recordings import MediaStore, media_store
 from storage.sessions import CallSessions
@@ -70,11 +70,20 @@ async def _server(
 
 
 async def postgres_server_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Postgres from DATABASE_URL, or an embedded one under IVR_DATA_DIR."""
+    """Postgres from MIGRATION_DATABASE_URL / DATABASE_URL, or an embedded one under IVR_DATA_DIR.
+
+    Two logins: the owner's (migrations, retention, the customer directory) and the
+    service's own. With only DATABASE_URL (or none) that URL is the owner and the service
+    logs in as ivr_app on the same server: two roles, one server, as in dev and tests.
+    """
     settings = app[appkeys.SETTINGS]
     embedded = functools.partial(embedded_postgres, settings.data_dir)
-    async with _server(settings.database_url, embedded, "postgres") as dsn:
-        app[appkeys.DATABASE_DSN] = dsn
+    configured_owner = settings.migration_database_url or settings.database_url
+    async with _server(configured_owner, embedded, "postgres") as owner_dsn:
+        app[appkeys.OWNER_DSN] = owner_dsn
+        separate = settings.migration_database_url is not None
+        service_dsn = settings.database_url if separate and settings.database_url else as_service_role(owner_dsn)
+        app[appkeys.DATABASE_DSN] = service_dsn
         yield
 
 
@@ -89,7 +98,7 @@ async def redis_server_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     """The pool, after the schema is migrated and the deployed flow versions are stored."""
-    owner = await connect(app[appkeys.DATABASE_DSN])
+    owner = await connect(app[appkeys.OWNER_DSN])
     try:
         applied = await apply_migrations(owner)
     finally:
@@ -98,6 +107,8 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.DATABASE_DSN], max_size=app[appkeys.SETTINGS].pg_pool_size, command_timeout_s=QUERY_TIMEOUT_S
     )
     try:
+        async with pool.acquire() as conn:
+            await check_service_role(conn)
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])
         settings = app[appkeys.SETTINGS]

@@ -149,6 +149,11 @@ class Settings(BaseModel):
     database_url: Annotated[str | None, _url_with_scheme(("postgresql", "postgres"), "Postgres")] = Field(
         default=None, alias="DATABASE_URL"
     )
+    # The tables' owner, for migrations, retention and the customer directory; unset, the
+    # DATABASE_URL user is the owner and the service logs in as ivr_app on that server.
+    migration_database_url: Annotated[str | None, _url_with_scheme(("postgresql", "postgres"), "Postgres")] = Field(
+        default=None, alias="MIGRATION_DATABASE_URL"
+    )
     redis_url: Annotated[str | None, _url_with_scheme(("redis", "rediss", "unix"), "Redis")] = Field(
         default=None, alias="REDIS_URL"
     )

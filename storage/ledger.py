@@ -73,14 +73,12 @@ class Chain:
     _rows: list[EvidenceRow] = field(default_factory=list)
     _kinds: list[str] = field(default_factory=list)
     _ids: list[int] = field(default_factory=list)
-    _contents: list[str] = field(default_factory=list)
 
     async def insert(self, table: str, statement: str, *args: Any) -> asyncpg.Record | None:
         row = await self.conn.fetchrow(f"{statement} RETURNING id, to_jsonb({table}.*) AS content", *args)
         if row is not None:
             self._kinds.append(table)
             self._ids.append(row["id"])
-            self._contents.append(canonical_json(row["content"]))
         return row
 
     def add(self, rows: list[EvidenceRow]) -> None:
@@ -92,10 +90,9 @@ class Chain:
         head = await append(self.conn, self._rows)
         self._rows = []
         if self._kinds:
-            head = await self.conn.fetchval(
-                "SELECT ledger_append($1::text[], $2::bigint[], $3::text[])", self._kinds, self._ids, self._contents
-            )
-            self._kinds, self._ids, self._contents = [], [], []
+            # The database renders what it chains from the rows themselves (migration 0016).
+            head = await self.conn.fetchval("SELECT ledger_append($1::text[], $2::bigint[])", self._kinds, self._ids)
+            self._kinds, self._ids = [], []
         return head
 
 

@@ -50,8 +50,9 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def apply_migrations(conn: Connection) -> list[Migration]:
-    """Bring the schema up to date; return the migrations this call applied."""
+async def apply_migrations(conn: Connection, *, through: int | None = None) -> list[Migration]:
+    """Bring the schema up to date (or to version ``through``: upgrade tests, before/after
+    benchmarks); return the migrations this call applied."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await conn.execute(
@@ -68,6 +69,8 @@ async def apply_migrations(conn: Connection) -> list[Migration]:
         applied = {row["version"]: row["checksum"] for row in rows}
         done = []
         for migration in available_migrations():
+            if through is not None and migration.version > through:
+                break
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
                     raise MigrationError(

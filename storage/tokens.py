@@ -33,10 +33,10 @@ def _hash(token: str) -> str:
 async def create_token(conn: Connection, name: str, role: str) -> tuple[Token, str]:
     """A new token: its record, and the secret itself (never stored, never shown again)."""
     secret = PREFIX + secrets.token_urlsafe(32)
-    row = await conn.fetchrow(
-        "INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3) RETURNING *", name, role, _hash(secret)
-    )
-    assert row is not None  # INSERT … RETURNING of one row returns that row
+    # Through the function the service's role may call (it cannot write the table itself).
+    token_id = await conn.fetchval("SELECT create_api_token($1, $2, $3)", name, role, _hash(secret))
+    row = await conn.fetchrow("SELECT * FROM api_tokens WHERE id = $1", token_id)
+    assert row is not None  # the function returned the id of the row it inserted
     return _token(row), secret
 
 
@@ -51,10 +51,8 @@ async def list_tokens(conn: Connection) -> list[Token]:
 
 
 async def revoke_token(conn: Connection, token_id: int) -> bool:
-    status = await conn.execute(
-        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", token_id
-    )
-    return status.endswith(" 1")
+    revoked: bool = await conn.fetchval("SELECT revoke_api_token($1)", token_id)
+    return revoked
 
 
 def _token(row: asyncpg.Record) -> Token:

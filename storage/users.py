@@ -11,7 +11,7 @@ __all__ = ["create_user", "find_user"]
 
 async def create_user(conn: Connection, username: str, role: str, password_hash: str) -> int:
     user_id: int = await conn.fetchval(
-        "INSERT INTO staff_users (username, role, password_hash) VALUES ($1, $2, $3) RETURNING id",
+        "SELECT create_staff_user($1, $2, $3)",
         username,
         role,
         password_hash,

@@ -117,10 +117,9 @@ async def running_service(storage: Storage, port: int, **overrides: str) -> Asyn
     """The service built by its factory, listening on loopback ``port`` until the block ends."""
     app = create_app(service_settings(storage, port, **overrides))
     runner = web.AppRunner(app, access_log_class=AccessLog)  # as `ivr serve` logs
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
     try:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
         yield Service(app, f"http://127.0.0.1:{port}")
     finally:
         await runner.cleanup()

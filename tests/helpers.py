@@ -8,6 +8,8 @@ import sys
 import aiohttp
 from aiohttp.test_utils import unused_port
 
+from ivr import appkeys
+from storage.customers import Customer, upsert_customer
 from storage.postgres import connect
 from storage.tokens import create_token
 from storage.verify import Report, verify_ledger
@@ -49,6 +51,16 @@ async def verify(storage: Storage, since_head: str | None = None) -> Report:
         return await verify_ledger(conn, since_head=since_head)
     finally:
         await conn.close()
+
+
+async def store_customer(service: Service, known: Customer) -> Customer:
+    """Put ``known`` in the directory as ``ivr customers import`` does: as the tables' owner."""
+    conn = await connect(service.app[appkeys.OWNER_DSN])
+    try:
+        await upsert_customer(conn, known)
+    finally:
+        await conn.close()
+    return known
 
 
 async def token_for(desk: Service, role: str, name: str) -> str:

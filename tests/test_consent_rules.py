@@ -20,11 +20,11 @@ from ivr import appkeys
 from ivr.access.passwords import hash_secret
 from ivr.cli import main
 from storage.consent_state import Status, consent_state
-from storage.customers import Customer, upsert_customer
+from storage.customers import Customer
 from storage.deadlines import honor_deadline, local_date
 from tests.conftest import CUSTOMER_PIN, Service
 from tests.fake_twilio import FakeTwilio, new_caller
-from tests.helpers import api, token_for
+from tests.helpers import api, store_customer, token_for
 
 FLOW = builtin_flows()["consent-line"]
 CPNI_NOTICE = FLOW.steps["cpni_notice"].say.text("en")
@@ -35,9 +35,7 @@ NOT_IDENTIFIED = FLOW.steps["not_identified"].say.text("en")
 
 async def new_customer(service: Service, *phones: str) -> Customer:
     known = Customer(str(secrets.randbelow(10**9) + 10**9), "Grace Hopper", hash_secret(CUSTOMER_PIN), phones)
-    async with service.pool.acquire() as conn:
-        await upsert_customer(conn, known)
-    return known
+    return await store_customer(service, known)
 
 
 async def cli(service: Service, *args: str):

@@ -23,10 +23,11 @@ from flows.loader import builtin_flows
 from flows.model import CallState, Channel, Decision, DecisionFact, Identification, SubjectKind
 from storage.consent_search import suppressed_numbers
 from storage.consent_state import Status, consent_state
-from storage.customers import Customer, upsert_customer
+from storage.customers import Customer
 from storage.evidence import CallRecord, call_row, fact_rows
 from storage.ledger import chained
 from tests.fake_twilio import new_caller
+from tests.helpers import store_customer
 
 FLOW = builtin_flows()["consent-line"]
 PURPOSE = "telemarketing"
@@ -130,7 +131,7 @@ async def test_no_grant_is_in_effect_after_a_revocation_that_reaches_the_subject
     names, links = universe()
     for account in ("A1", "A2"):
         phones = tuple(names[p] for p in sorted(links[account]))
-        await upsert_customer(db, Customer(names[account], account, None, phones))
+        await store_customer(service, Customer(names[account], account, None, phones))
     base = datetime.now(UTC) - timedelta(days=1)
     history: list[Made] = []
     at = base

@@ -17,7 +17,7 @@ from ivr.time_budget import QUERY_TIMEOUT_S
 from storage.evidence import CallRecord, call_row, keypress_row
 from storage.ledger import GENESIS, EvidenceRow, append, canonical_json, chained, entry_hash
 from storage.migrator import apply_migrations
-from storage.postgres import connect, create_pool
+from storage.postgres import as_service_role, connect, create_pool
 from tests.conftest import Storage, running_service
 from tests.helpers import make_calls, tamper, verify
 
@@ -207,7 +207,8 @@ async def _seed(storage: Storage) -> None:
 
 async def test_the_service_role_cannot_write_the_ledger_directly(own_storage, http) -> None:
     await make_calls(own_storage, http, count=1)
-    pool = await create_pool(own_storage.database_url, command_timeout_s=QUERY_TIMEOUT_S, min_size=1, max_size=1)
+    service_dsn = as_service_role(own_storage.database_url)
+    pool = await create_pool(service_dsn, command_timeout_s=QUERY_TIMEOUT_S, min_size=1, max_size=1)
     try:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await pool.execute(
@@ -237,7 +238,7 @@ async def test_rows_chained_in_the_database_hash_exactly_as_verify_recomputes_th
     owner = await connect(own_storage.database_url)
     await apply_migrations(owner)
     await owner.close()
-    pool = await create_pool(own_storage.database_url, command_timeout_s=QUERY_TIMEOUT_S)  # as the service's role
+    pool = await create_pool(as_service_role(own_storage.database_url), command_timeout_s=QUERY_TIMEOUT_S)
     try:
         async with pool.acquire() as conn:
             head = await append(conn, rows)

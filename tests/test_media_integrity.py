@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from ivr.access.passwords import hash_secret
 from ivr.cli import main
-from storage.customers import Customer, upsert_customer
+from storage.customers import Customer
 from storage.postgres import connect
 from tests.conftest import AUTH_TOKEN, CUSTOMER_PIN, running_service
 from tests.fake_twilio import FakeTwilio, new_caller
-from tests.helpers import api, token_for
+from tests.helpers import api, store_customer, token_for
 from tests.test_recording_fetch import FAST, media_server, record_a_statement, wait_for_status  # noqa: F401
 from tests.test_staff_pages import signed_in
 
@@ -38,8 +38,7 @@ async def swap_audio(storage, sid: str) -> None:
 async def test_swapped_audio_is_reported_and_never_served_as_evidence(own_storage, media_server, http) -> None:  # noqa: F811
     async with running_service(own_storage, unused_port(), TWILIO_API_BASE_URL=media_server.url, **FAST) as service:
         customer = Customer(str(secrets.randbelow(10**9) + 10**9), "Ada", hash_secret(CUSTOMER_PIN), (new_caller(),))
-        async with service.pool.acquire() as conn:
-            await upsert_customer(conn, customer)
+        await store_customer(service, customer)
         twilio = FakeTwilio(http, service.base_url, AUTH_TOKEN)
         sid = await record_a_statement(twilio, customer)
         async with service.pool.acquire() as conn:

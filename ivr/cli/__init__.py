@@ -13,11 +13,26 @@ from ivr.cli.evidence_commands import checkpoint, consent, export, verify
 from ivr.cli.flow_commands import flows, simulate
 from ivr.cli.retention_commands import holds, retention
 from ivr.cli.serve_commands import migrate, serve
+from storage.postgres import RoleTooStrong
 
 __all__ = ["main"]
 
 
-@click.group()
+class _BadConfiguration(click.ClickException):
+    exit_code = 2
+
+
+class _Commands(click.Group):
+    """Every command; a database login too strong to serve with is bad configuration (exit 2)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except RoleTooStrong as exc:
+            raise _BadConfiguration(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Consent IVR: capture, prove and look up callers' consent over Twilio Voice."""
 

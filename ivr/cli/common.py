@@ -47,8 +47,8 @@ async def storage_app(settings: Settings) -> AsyncIterator[web.Application]:
     app[appkeys.SETTINGS] = settings
     app.cleanup_ctx.extend([postgres_server_ctx, postgres_ctx])
     runner = web.AppRunner(app)
-    await runner.setup()
     try:
+        await runner.setup()  # a start-up that fails half-way still closes what it opened
         yield app
     finally:
         await runner.cleanup()

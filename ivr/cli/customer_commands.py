@@ -16,6 +16,7 @@ from ivr.cli.common import (
 from ivr.cli.customer_csv import parse_customers, with_hashed_pins
 from ivr.ops.logs import configure_logging
 from storage.customers import upsert_customer
+from storage.postgres import connect
 
 __all__ = ["customers"]
 
@@ -39,9 +40,15 @@ def customers_import(path: Path) -> None:
     loaded = with_hashed_pins(rows)
 
     async def store() -> None:
-        async with storage_app(settings) as app, app[appkeys.PG_POOL].acquire() as conn, conn.transaction():
-            for customer in loaded:
-                await upsert_customer(conn, customer)
+        # The directory decides who a caller is taken to be: the owner keeps it, not the service.
+        async with storage_app(settings) as app:
+            conn = await connect(app[appkeys.OWNER_DSN])
+            try:
+                async with conn.transaction():
+                    for customer in loaded:
+                        await upsert_customer(conn, customer)
+            finally:
+                await conn.close()
 
     asyncio.run(store())
     with_pin = sum(1 for c in loaded if c.pin_hash)

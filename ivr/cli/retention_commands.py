@@ -47,7 +47,7 @@ def retention_run(dry_run: bool, as_of: datetime | None, reason: str) -> None:
 
     async def run() -> tuple[int, int]:
         async with storage_app(settings) as app:
-            owner = await connect(app[appkeys.DATABASE_DSN])  # only the tables' owner may remove
+            owner = await connect(app[appkeys.OWNER_DSN])  # only the tables' owner may remove
             try:
                 async with chained(owner) as chain:
                     plan = await plan_removal(owner, periods, settings.retention_days, when)

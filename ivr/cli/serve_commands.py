@@ -59,12 +59,12 @@ async def _serve_until_signalled(app: web.Application, host: str, port: int, reu
     the drain always runs to its end and further signals change nothing.
     """
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_DRAIN_S, keepalive_timeout=75, access_log_class=AccessLog)
-    await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
+        await runner.setup()  # a start-up that fails half-way still closes what it opened
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         await stop.wait()
     finally:
