@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from ivr.call_control import CallControl
 from ivr.evidence.call_evidence import CallEvidence
-from ivr.evidence.checkpoints import CheckpointSigner
+from ivr.evidence.checkpoints import Checkpointer, CheckpointSigner
 from ivr.evidence.recording_fetcher import RecordingFetcher
 from ivr.flow_catalog import FlowCatalog
 from ivr.ops.metrics import Metrics
@@ -43,3 +43,4 @@ METRICS = web.AppKey("metrics", Metrics)
 MEDIA_STORE = web.AppKey("media_store", MediaStore)
 CALL_EVIDENCE = web.AppKey("call_evidence", CallEvidence)
 CHECKPOINT_SIGNER = web.AppKey("checkpoint_signer", CheckpointSigner)
+CHECKPOINTER = web.AppKey("checkpointer", Checkpointer)

@@ -23,7 +23,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from ivr import appkeys
 from ivr.call_control import CallControl
 from ivr.evidence.call_evidence import CallEvidence
-from ivr.evidence.checkpoints import CheckpointSigner, CheckpointStore, load_signer, make_checkpoint
+from ivr.evidence.checkpoints import Checkpointer, CheckpointStore, load_signer
 from ivr.evidence.recording_fetcher import FetchPolicy, RecordingFetcher
 from ivr.evidence.timestamps import Timestamper
 from ivr.flow_catalog import FlowCatalog, deployed_flows
@@ -207,7 +207,7 @@ async def evidence_ctx(app: web.Application) -> AsyncIterator[None]:
     """Reading a call's evidence for staff (API and pages alike), access-logged."""
     settings = app[appkeys.SETTINGS]
     app[appkeys.CALL_EVIDENCE] = CallEvidence(
-        app[appkeys.PG_POOL], settings, app[appkeys.FLOWS], app[appkeys.MEDIA_STORE]
+        app[appkeys.PG_POOL], settings, app[appkeys.FLOWS], app[appkeys.MEDIA_STORE], app[appkeys.CHECKPOINTER]
     )
     yield
 
@@ -220,37 +220,27 @@ async def checkpoints_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.ledger_signing_key_file,
         settings.data_dir,
     )
-    store = CheckpointStore(settings.checkpoints_dir)
-    app[appkeys.CHECKPOINT_SIGNER] = signer
-    pool = app[appkeys.PG_POOL]
     stamps = Timestamper(settings.tsa_url) if settings.tsa_url else None
+    checkpointer = Checkpointer(app[appkeys.PG_POOL], signer, CheckpointStore(settings.checkpoints_dir), stamps)
+    app[appkeys.CHECKPOINT_SIGNER] = signer
+    app[appkeys.CHECKPOINTER] = checkpointer
     try:
-        async with in_background(
-            _checkpoint_every(settings.checkpoint_interval_s, pool, signer, store, stamps), "checkpoints"
-        ):
+        async with in_background(_checkpoint_every(settings.checkpoint_interval_s, checkpointer), "checkpoints"):
             yield
     finally:
         # The last entries of this run, signed before it goes (briefly: shutdown must not hang).
-        await _checkpoint_now(pool, signer, store, stamps, SHUTDOWN_CHECKPOINT_TIMEOUT_S)
+        await _checkpoint_now(checkpointer, SHUTDOWN_CHECKPOINT_TIMEOUT_S)
 
 
-async def _checkpoint_every(
-    interval_s: float, pool: asyncpg.Pool, signer: CheckpointSigner, store: CheckpointStore, stamps: Timestamper | None
-) -> None:
+async def _checkpoint_every(interval_s: float, checkpointer: Checkpointer) -> None:
     while True:
         await asyncio.sleep(interval_s)
-        await _checkpoint_now(pool, signer, store, stamps, CHECKPOINT_TIMEOUT_S)
+        await _checkpoint_now(checkpointer, CHECKPOINT_TIMEOUT_S)
 
 
-async def _checkpoint_now(
-    pool: asyncpg.Pool,
-    signer: CheckpointSigner,
-    store: CheckpointStore,
-    stamps: Timestamper | None,
-    timeout_s: float,
-) -> None:
+async def _checkpoint_now(checkpointer: Checkpointer, timeout_s: float) -> None:
     try:
-        await asyncio.wait_for(make_checkpoint(pool, signer, store, stamps), timeout_s)
+        await asyncio.wait_for(checkpointer.now(), timeout_s)
     except Exception:  # noqa: BLE001 - Postgres or the directory away: the next round tries again
         log.exception("checkpoint_not_made")
 

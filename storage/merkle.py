@@ -17,7 +17,17 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["EMPTY_ROOT", "Frontier", "leaf_data", "leaf_hash", "node_hash", "root_of"]
+__all__ = [
+    "EMPTY_ROOT",
+    "Frontier",
+    "Levels",
+    "inclusion_proof",
+    "leaf_data",
+    "leaf_hash",
+    "node_hash",
+    "root_from_inclusion",
+    "root_of",
+]
 
 _LEAF, _NODE = b"\x00", b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162: the hash of an empty tree
@@ -87,3 +97,59 @@ class Frontier:
         if len(subtrees) != bin(size).count("1"):
             raise ValueError(f"a tree of {size} leaves has {bin(size).count('1')} subtrees, not {len(subtrees)}")
         return cls(size, [bytes.fromhex(subtree) for subtree in subtrees])
+
+
+class Levels:
+    """The whole tree over ``leaves``, level by level, to cut inclusion proofs from.
+
+    Built bottom-up, pairing neighbours and carrying a level's odd last node up as it
+    is: the same tree, and the same root, as RFC 9162's recursive split (its left
+    subtrees are always perfect). One hash per node, so n leaves cost n - 1 hashes.
+    """
+
+    def __init__(self, leaves: list[bytes]) -> None:
+        self.size = len(leaves)
+        self._levels = [leaves]
+        while len(self._levels[-1]) > 1:
+            below = self._levels[-1]
+            above = [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            if len(below) % 2:
+                above.append(below[-1])
+            self._levels.append(above)
+
+    def root(self) -> bytes:
+        return self._levels[-1][0] if self.size else EMPTY_ROOT
+
+
+def inclusion_proof(tree: Levels, index: int) -> list[bytes]:
+    """RFC 9162 §2.1.3.1: the sibling hashes from leaf ``index`` up to the root, nearest first."""
+    if not 0 <= index < tree.size:
+        raise IndexError(f"leaf {index} is not in a tree of {tree.size}")
+    proof = []
+    for level in tree._levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):  # a carried odd node has no sibling at this level
+            proof.append(level[sibling])
+        index >>= 1
+    return proof
+
+
+def root_from_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes]) -> bytes | None:
+    """RFC 9162 §2.1.3.2: the root ``proof`` leads ``leaf`` to, or None if it cannot be a
+    proof for leaf ``index`` of a tree of ``size`` (wrong length, index out of range)."""
+    if not 0 <= index < size:
+        return None
+    fn, sn, root = index, size - 1, leaf
+    for sibling in proof:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            root = node_hash(sibling, root)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            root = node_hash(root, sibling)
+        fn >>= 1
+        sn >>= 1
+    return root if sn == 0 else None

@@ -140,9 +140,10 @@ async def test_the_bundle_holds_story_receipts_proof_and_certification(service, 
         assert resp.status == 200 and resp.content_type == "application/zip"
         archive = zipfile.ZipFile(io.BytesIO(await resp.read()))
 
-    assert {"evidence.json", "receipts.jsonl", "chain-proof.json", "CERTIFICATION.txt"} <= set(archive.namelist())
+    expected = {"evidence.json", "receipts.jsonl", "proofs.json", "checkpoint.json", "verify.py", "CERTIFICATION.txt"}
+    assert expected <= set(archive.namelist())
     story = json.loads(archive.read("evidence.json"))
-    proof = json.loads(archive.read("chain-proof.json"))
+    proof = json.loads(archive.read("proofs.json"))
     for entry in proof["entries"]:
         stored = await db.fetchrow("SELECT hash, prev_hash FROM ledger WHERE seq = $1", entry["seq"])
         assert (stored["hash"], stored["prev_hash"]) == (entry["hash"], entry["prev_hash"])

@@ -8,6 +8,8 @@ import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
+from ivr.evidence.bundle_proofs import manifested, proof_files
+from ivr.evidence.checkpoints import Checkpointer
 from ivr.evidence.receipts import ReceiptMaker
 from ivr.flow_catalog import FlowCatalog
 from ivr.settings import Settings
@@ -34,12 +36,14 @@ I, ______________________ [name], declare:
    the script), the server time in UTC, the call identifiers reported by Twilio, and
    any decision, before telling the caller it was recorded.
 
-3. Every record is appended to a hash chain: each ledger entry stores SHA-256 over the
-   record's canonical JSON followed by the previous entry's hash. The database refuses
-   changes and deletions of these records except through the logged retention process.
-   The file chain-proof.json lists this call's entries; they can be recomputed from
-   evidence.json, and the chain as a whole verified with `ivr verify`. Recording media
-   is identified by its SHA-256, stated in evidence.json and in the receipts.
+3. Every record is appended to a hash chain and is a leaf of a Merkle tree whose signed
+   checkpoints are kept outside the database. The database refuses changes and deletions
+   of these records except through the logged retention process. The file proofs.json
+   carries each record of this call with its ledger entry and its inclusion proof
+   against the signed checkpoint in checkpoint.json (with an RFC 3161 time-stamp,
+   checkpoint.tsr, when one was obtained); `python3 verify.py` checks all of it, and
+   every file of this bundle, with nothing but Python. Recording media is identified by
+   its SHA-256, stated in the chained records.
 
 4. The head of the ledger when this bundle was made was entry #{head_seq},
    hash {head_hash}, at {made_at}.
@@ -54,54 +58,45 @@ Executed on ______________ at ______________.      Signature: __________________
 
 
 async def evidence_bundle(
-    conn: Connection, story: dict[str, Any], settings: Settings, flows: FlowCatalog, store: MediaStore
+    conn: Connection,
+    story: dict[str, Any],
+    settings: Settings,
+    flows: FlowCatalog,
+    store: MediaStore,
+    checkpointer: Checkpointer,
 ) -> bytes:
+    """The call's bundle: its story, receipts, recordings, certification, and the proofs
+    (``proofs.json``, the checkpoint, ``verify.py``) that let anyone check them offline."""
     call_sid = story["call"]["row"]["call_sid"]
     head = await ledger_head(conn)
     maker = ReceiptMaker(flows.deployed.values(), settings.controller)
     async with conn.transaction(readonly=True):
         receipts = [maker.receipt(row) async for row in events_for_receipts(conn, call_sid=call_sid)]
-    entries = [
-        {"record": name, "id": record["row"].get("id"), **record["ledger"]}
-        for name, value in story.items()
-        for record in (value if isinstance(value, list) else [value])
-        if isinstance(record, dict) and "ledger" in record
-    ]
+    files: dict[str, bytes] = {
+        "evidence.json": json.dumps(story, default=str, indent=2, ensure_ascii=False).encode(),
+        "receipts.jsonl": "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in receipts).encode(),
+    }
+    for media in story.get("recording_media", []):
+        sid = media["row"]["recording_sid"]
+        try:
+            kept = await genuine_media(conn, store, sid)
+        except MediaTampered as exc:  # never bundled as the evidence it no longer is
+            files[f"recordings/{sid}.NOT-GENUINE.txt"] = f"{exc}\nThe audio is left out of this bundle.\n".encode()
+            continue
+        if kept is not None:
+            files[f"recordings/{sid}.wav"] = kept[0]
+    files["CERTIFICATION.txt"] = CERTIFICATION.format(
+        controller=settings.controller_name,
+        head_seq=head.seq,
+        head_hash=head.hash,
+        made_at=datetime.now(UTC).isoformat(),
+        call_sid=call_sid,
+    ).encode()
+    proving, proofs = await proof_files(conn, call_sid, checkpointer)
+    files |= proving
+    files["proofs.json"] = manifested(proofs, files)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
-        bundle.writestr("evidence.json", json.dumps(story, default=str, indent=2, ensure_ascii=False))
-        bundle.writestr(
-            "receipts.jsonl", "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in receipts)
-        )
-        bundle.writestr(
-            "chain-proof.json",
-            json.dumps(
-                {
-                    "algorithm": "hash_n = hex(SHA-256(UTF-8(canonical_json(row_n) || hash_(n-1))))",
-                    "canonical_json": "to_jsonb(row) rendered in UTC, keys sorted, separators ',' ':'",
-                    "entries": sorted(entries, key=lambda e: e["seq"] or 0),
-                    "head": {"seq": head.seq, "hash": head.hash},
-                },
-                indent=2,
-            ),
-        )
-        for media in story.get("recording_media", []):
-            sid = media["row"]["recording_sid"]
-            try:
-                kept = await genuine_media(conn, store, sid)
-            except MediaTampered as exc:  # never bundled as the evidence it no longer is
-                bundle.writestr(f"recordings/{sid}.NOT-GENUINE.txt", f"{exc}\nThe audio is left out of this bundle.\n")
-                continue
-            if kept is not None:
-                bundle.writestr(f"recordings/{sid}.wav", kept[0])
-        bundle.writestr(
-            "CERTIFICATION.txt",
-            CERTIFICATION.format(
-                controller=settings.controller_name,
-                head_seq=head.seq,
-                head_hash=head.hash,
-                made_at=datetime.now(UTC).isoformat(),
-                call_sid=call_sid,
-            ),
-        )
+        for name, body in files.items():
+            bundle.writestr(name, body)
     return buffer.getvalue()

@@ -15,6 +15,7 @@ from aiohttp import web
 from ivr.access.audit import Viewer, note_view
 from ivr.evidence.bundle import evidence_bundle
 from ivr.evidence.chain_check import chain_check
+from ivr.evidence.checkpoints import Checkpointer
 from ivr.flow_catalog import FlowCatalog
 from ivr.identifiers import InvalidIdentifier, is_call_sid
 from ivr.settings import Settings
@@ -48,8 +49,11 @@ class Bundle:
 class CallEvidence:
     """Reads a call's evidence on behalf of a viewer."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, flows: FlowCatalog, media: MediaStore) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, flows: FlowCatalog, media: MediaStore, checkpointer: Checkpointer
+    ) -> None:
         self._pool, self._settings, self._flows, self._media = pool, settings, flows, media
+        self._checkpointer = checkpointer
 
     async def story(self, viewer: Viewer, call_sid: str, action: str, *, check_media: bool = True) -> dict[str, Any]:
         """Every record of the call in order, with the chain check; ``UnknownCall`` if none.
@@ -86,7 +90,7 @@ class CallEvidence:
         """The call's evidence bundle (a zip), noted as a bundle download."""
         story = await self.story(viewer, call_sid, "call.bundle", check_media=False)  # the bundle checks each
         async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
-            body = await evidence_bundle(conn, story, self._settings, self._flows, self._media)
+            body = await evidence_bundle(conn, story, self._settings, self._flows, self._media, self._checkpointer)
         return Bundle(f"evidence-{story['call']['row']['call_sid']}.zip", body)
 
     async def audio(self, viewer: Viewer, recording_sid: str) -> tuple[bytes, str] | None:

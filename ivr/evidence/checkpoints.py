@@ -34,6 +34,7 @@ from storage.tree_heads import CHECKPOINT_LOCK, TreeHead, extend_frontier, ledge
 
 __all__ = [
     "Checkpoint",
+    "Checkpointer",
     "CheckpointSigner",
     "CheckpointStore",
     "load_signer",
@@ -225,3 +226,28 @@ def kept_checkpoints(store: CheckpointStore, origin: str, public_key: str) -> tu
         else:
             bad.append(f"{checkpoint.label}: its signature does not verify with key {public_key}")
     return good, bad
+
+
+@dataclass(frozen=True)
+class Checkpointer:
+    """What signs this service's checkpoints, and where they are kept: one handle for the
+    background checkpointer and for bundles that need a checkpoint covering their records."""
+
+    pool: asyncpg.Pool
+    signer: CheckpointSigner
+    store: CheckpointStore
+    timestamper: Timestamper | None = None
+
+    async def now(self) -> Checkpoint | None:
+        return await make_checkpoint(self.pool, self.signer, self.store, self.timestamper)
+
+    async def covering(self, origin: str, size: int) -> Checkpoint:
+        """The newest kept checkpoint (signed with this service's key) of at least ``size``
+        entries; one is made now if none covers them yet."""
+        for attempt in range(2):
+            good, _ = kept_checkpoints(self.store, origin, self.signer.public_key)
+            if good and good[-1].tree_size >= size:
+                return good[-1]
+            if attempt == 0:
+                await self.now()
+        raise LookupError(f"no checkpoint of ledger {origin} covers its first {size:,} entries")
