@@ -21,6 +21,8 @@ __all__ = [
     "EMPTY_ROOT",
     "Frontier",
     "Levels",
+    "consistency_proof",
+    "consistent",
     "inclusion_proof",
     "leaf_data",
     "leaf_hash",
@@ -119,6 +121,57 @@ class Levels:
 
     def root(self) -> bytes:
         return self._levels[-1][0] if self.size else EMPTY_ROOT
+
+    def range_hash(self, start: int, end: int) -> bytes:
+        """The root of the subtree over leaves [start, end), as RFC 9162's split makes it."""
+        width = end - start
+        height = width.bit_length() - 1
+        if width == 1 << height and start % width == 0:
+            return self._levels[height][start >> height]  # a perfect subtree, kept whole
+        split = 1 << ((width - 1).bit_length() - 1)
+        return node_hash(self.range_hash(start, start + split), self.range_hash(start + split, end))
+
+
+def consistency_proof(tree: Levels, old_size: int) -> list[bytes]:
+    """RFC 9162 §2.1.4.1: proof that the tree of ``old_size`` leaves is a prefix of ``tree``."""
+    if not 0 < old_size <= tree.size:
+        raise ValueError(f"no consistency proof from {old_size} to {tree.size} leaves")
+
+    def subproof(m: int, start: int, end: int, whole: bool) -> list[bytes]:
+        if m == end - start:
+            return [] if whole else [tree.range_hash(start, end)]
+        split = 1 << ((end - start - 1).bit_length() - 1)
+        if m <= split:
+            return subproof(m, start, start + split, whole) + [tree.range_hash(start + split, end)]
+        return subproof(m - split, start + split, end, False) + [tree.range_hash(start, start + split)]
+
+    return subproof(old_size, 0, tree.size, True)
+
+
+def consistent(old_size: int, old_root: bytes, new_size: int, new_root: bytes, proof: list[bytes]) -> bool:
+    """RFC 9162 §2.1.4.2: does ``proof`` show the old tree is the first ``old_size`` leaves of the new?"""
+    if not 0 < old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    path = [old_root, *proof] if old_size & (old_size - 1) == 0 else list(proof)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return fr == old_root and sr == new_root and sn == 0
 
 
 def inclusion_proof(tree: Levels, index: int) -> list[bytes]:

@@ -49,7 +49,8 @@ async def test_the_service_logs_in_as_its_own_role_and_cannot_reset_to_the_owner
         "INSERT INTO customers (account_number, name) VALUES ('999', 'Mallory')",
         "INSERT INTO retention_runs (actor, reason, periods, rows_removed, removed_digest) "
         "VALUES ('me', 'why not', '{}', 0, repeat('0', 64))",
-        "INSERT INTO ledger (seq, kind, ref_id, prev_hash, hash) VALUES (999, 'x', 1, repeat('0', 64), repeat('1', 64))",
+        "INSERT INTO ledger (seq, kind, ref_id, prev_hash, hash) "
+        "VALUES (999, 'x', 1, repeat('0', 64), repeat('1', 64))",
         "SELECT ledger_append(ARRAY['keypresses'], ARRAY[1::bigint], ARRAY['any text I like'])",
         "UPDATE consent_events SET action = 'grant'",
     ],

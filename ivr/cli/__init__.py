@@ -11,6 +11,7 @@ from ivr.cli.access_commands import tokens, users
 from ivr.cli.customer_commands import customers
 from ivr.cli.evidence_commands import checkpoint, consent, export, verify
 from ivr.cli.flow_commands import flows, simulate
+from ivr.cli.proof_commands import prove
 from ivr.cli.retention_commands import holds, retention
 from ivr.cli.serve_commands import migrate, serve
 from storage.postgres import RoleTooStrong
@@ -44,6 +45,7 @@ for command in (
     simulate,
     verify,
     checkpoint,
+    prove,
     consent,
     export,
     retention,

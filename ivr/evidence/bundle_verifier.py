@@ -4,6 +4,7 @@
     python3 verify.py                       # the bundle this file sits in (unzipped)
     python3 verify.py evidence-CA….zip      # or a bundle still zipped
     python3 verify.py --public-key KEY …    # the ledger's public key as you kept it (base64)
+    python3 verify.py --consistency F.json  # a later checkpoint extends one you kept (`ivr prove consistency`)
 
 It checks everything the bundle states, in this order, and trusts nothing it has not
 checked:
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "consent-ivr bundle proofs v1"
+CONSISTENCY_FORMAT = "consent-ivr consistency proof v1"
 SIGNED_HEADER = "consent-ivr ledger checkpoint v1"
 CHECKPOINT_FIELDS = {"origin", "tree_size", "root_hash", "time", "key_id", "signature"}
 PROVEN_ELSEWHERE = {"proofs.json"}  # the manifest itself: every claim in it is checked
@@ -110,6 +112,8 @@ def ed25519_verify(public: bytes, message: bytes, signature: bytes) -> bool:
 
 
 # ---------------------------------------------------------------- the ledger's hashing
+# The same as storage/ledger.py and storage/merkle.py (this file may import nothing of
+# the project); tests/test_inclusion_proofs.py runs both through the same cases.
 
 
 def canonical_json(row: Any) -> str:
@@ -144,6 +148,32 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes]) 
             root = node_hash(root, sibling)
         fn, sn = fn >> 1, sn >> 1
     return root if sn == 0 else None
+
+
+def consistent(old_size: int, old_root: bytes, new_size: int, new_root: bytes, proof: list[bytes]) -> bool:
+    """RFC 9162 §2.1.4.2."""
+    if not 0 < old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    path = [old_root, *proof] if old_size & (old_size - 1) == 0 else list(proof)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return fr == old_root and sr == new_root and sn == 0
 
 
 def signed_text(checkpoint: dict[str, Any]) -> bytes:
@@ -372,14 +402,46 @@ def _shown_as_proven(story: dict[str, Any], proven: dict[int, tuple[str, dict[st
     return failures
 
 
+def check_consistency(statement: dict[str, Any], public_key: str | None) -> tuple[list[str], str]:
+    """A proof (``ivr prove consistency``) that one signed checkpoint's tree begins the other's."""
+    if statement.get("format") != CONSISTENCY_FORMAT:
+        return [f"not a {CONSISTENCY_FORMAT!r}"], ""
+    key_b64 = public_key or statement["public_key"]
+    key = base64.b64decode(key_b64, validate=True)
+    failures = []
+    old, new = statement["old"], statement["new"]
+    for name, checkpoint in (("old", old), ("new", new)):
+        if set(checkpoint) != CHECKPOINT_FIELDS:
+            return [f"{name} checkpoint: fields {sorted(checkpoint)} are not {sorted(CHECKPOINT_FIELDS)}"], ""
+        signature = base64.b64decode(checkpoint["signature"], validate=True)
+        if not ed25519_verify(key, signed_text(checkpoint), signature):
+            failures.append(f"{name} checkpoint ({checkpoint['tree_size']:,} entries): the signature does not verify")
+    if old["origin"] != new["origin"]:
+        failures.append(f"the checkpoints are of two ledgers ({old['origin']}, {new['origin']})")
+    proof = [bytes.fromhex(h) for h in statement["proof"]]
+    old_size, new_size = int(old["tree_size"]), int(new["tree_size"])
+    if not consistent(old_size, bytes.fromhex(old["root_hash"]), new_size, bytes.fromhex(new["root_hash"]), proof):
+        failures.append(
+            f"the ledger at {new_size:,} entries does not begin with the one at {old_size:,} (cut or rewritten)"
+        )
+    summary = (
+        f"verified: ledger {new['origin']}'s {new_size:,} entries of {new['time']} begin with the "
+        f"{old_size:,} of {old['time']} (key {'as given' if public_key else 'from the file'})"
+    )
+    return failures, summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Verify a Consent IVR evidence bundle (standard library only).")
     parser.add_argument("bundle", nargs="?", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--public-key", help="the ledger's Ed25519 public key (base64), as you kept it")
+    parser.add_argument("--consistency", type=Path, help="check this `ivr prove consistency` file instead")
     args = parser.parse_args(argv)
     try:
-        bundle = Bundle(args.bundle)
-        failures, summary = check(bundle, args.public_key)
+        if args.consistency is not None:
+            failures, summary = check_consistency(json.loads(args.consistency.read_text()), args.public_key)
+        else:
+            failures, summary = check(Bundle(args.bundle), args.public_key)
     except FileNotFoundError as exc:
         print(f"cannot read the bundle: {exc}", file=sys.stderr)
         return 2
@@ -393,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     for failure in failures:
         print(f"FAILED: {failure}")
     if failures:
-        print(f"{len(failures)} problem(s): this bundle is not proven evidence")
+        print(f"{len(failures)} problem(s): not proven")
         return 1
     print(summary)
     return 0
