@@ -6,7 +6,7 @@ import re
 
 __all__ = ["WITHHELD_NUMBERS", "is_withheld", "keyed_number"]
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}\Z")
 # What Twilio puts in From when the network withholds the number: ANONYMOUS,
 # RESTRICTED, UNKNOWN, UNAVAILABLE and BLOCKED spelled on a keypad.
 WITHHELD_NUMBERS = frozenset({"+266696687", "+7378742833", "+8656696", "+86282452253", "+2562533"})

@@ -24,12 +24,12 @@ __all__ = [
 ]
 
 # Twilio SIDs: a two-letter kind and 32 hex digits.
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
-ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}\Z")
+RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}\Z")
+ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
+E164 = re.compile(r"^\+[1-9]\d{6,14}\Z")
 # The customer directory's account numbers: digits only, as billing systems print them.
-ACCOUNT_NUMBER = re.compile(r"^\d{4,20}$")
+ACCOUNT_NUMBER = re.compile(r"^\d{4,20}\Z")
 # A number written without a country code is read as North American: the business's own.
 DEFAULT_REGION = "US"
 

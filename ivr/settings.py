@@ -144,7 +144,10 @@ def _retention_periods(value: object) -> object:
 class Settings(BaseModel):
     """Everything the service reads from its environment."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, arbitrary_types_allowed=True)
+    # Python's re, not pydantic's Rust engine: the identifiers' patterns end in \Z (see ivr.identifiers).
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True, arbitrary_types_allowed=True, regex_engine="python-re"
+    )
 
     database_url: Annotated[str | None, _url_with_scheme(("postgresql", "postgres"), "Postgres")] = Field(
         default=None, alias="DATABASE_URL"

@@ -19,7 +19,7 @@ __all__ = ["Migration", "MigrationError", "apply_migrations", "available_migrati
 
 # Arbitrary but fixed: the advisory-lock key every runner of this schema agrees on.
 MIGRATION_LOCK_KEY = 0x1C0_5E47
-_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql\Z")
 
 
 class MigrationError(Exception):

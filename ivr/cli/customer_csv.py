@@ -20,7 +20,7 @@ from storage.customers import Customer
 __all__ = ["CustomerRow", "parse_customers", "with_hashed_pins"]
 
 REQUIRED_COLUMNS = ("account_number", "name", "phones", "pin")
-_PIN = re.compile(r"^\d{4,8}$")
+_PIN = re.compile(r"^\d{4,8}\Z")
 
 
 @dataclass(frozen=True)

@@ -281,9 +281,10 @@ class CallDesk:
         while (ending := await self._deferred.take()) is not None:
             try:
                 await self.store_ending(ending)
-            except asyncpg.IntegrityConstraintViolationError:
-                # Refused for what it is (a call this database never saw): retrying cannot help.
-                log.exception("deferred_ending_refused", call_sid=ending.call_sid)
+            except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError):
+                # Refused for what it is (a call this database never saw, a value no column
+                # holds): retrying cannot help, and kept it would be retried forever.
+                log.exception("deferred_ending_dropped", call_sid=ending.call_sid)
                 continue
             except STORAGE_ERRORS:
                 await self._deferred.add(ending)  # still no Postgres: try again later

@@ -39,8 +39,9 @@ IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 # A real webhook body is about 1-2 KB; anything far larger is not Twilio.
 MAX_FORM_BYTES = 64 * 1024
 
-_DTMF = re.compile(r"^[0-9*#]{0,64}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# \Z, not $: "$" also matches before a trailing newline, which a signed body may carry.
+_DTMF = re.compile(r"^[0-9*#]{0,64}\Z")
+_TOKEN = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -103,12 +104,17 @@ def no_input_of(form: Mapping[str, object], seq: int) -> NoInput:
     return NoInput(seq=seq)
 
 
-_STATUS = re.compile(r"^[a-z-]{1,32}$")
+_STATUS = re.compile(r"^[a-z-]{1,32}\Z")
+# A count Twilio reports (seconds): ASCII digits, within what the columns hold. Twilio
+# ends a call after 24 hours; anything past a week is not a duration but an attack.
+_COUNT = re.compile(r"^[0-9]{1,9}\Z")
+MAX_SECONDS = 7 * 24 * 3600
+_TIMESTAMP = re.compile(r"^[\w ,:+-]{1,64}\Z")
 
 
 def _count(form: Mapping[str, object], name: str) -> int | None:
     value = _field(form, name)
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    return int(value) if _COUNT.match(value) and int(value) <= MAX_SECONDS else None
 
 
 def recorded_of(form: Mapping[str, object], seq: int) -> Recorded:
@@ -152,18 +158,19 @@ def recording_status_of(form: Mapping[str, object]) -> RecordingStatus:
 
 def seq_of(request: web.Request) -> int:
     raw = request.query.get("seq", "")
-    if not raw.isdigit() or len(raw) > 6:
+    if not _COUNT.match(raw) or len(raw) > 6:
         raise _bad("seq missing or malformed")
     return int(raw)
 
 
 def call_ending_of(form: Mapping[str, object]) -> CallEnding:
-    duration = _field(form, "CallDuration")
+    """A status callback: whatever of it is implausible is not kept (the ending still is)."""
+    status, timestamp = _field(form, "CallStatus"), _field(form, "Timestamp")
     return CallEnding(
         call_sid=call_sid_of(form),
-        status=_field(form, "CallStatus") or "unknown",
-        duration_s=int(duration) if duration.isdigit() else None,
-        twilio_timestamp=_field(form, "Timestamp") or None,
+        status=status if _STATUS.match(status) else "unknown",
+        duration_s=_count(form, "CallDuration"),
+        twilio_timestamp=timestamp if _TIMESTAMP.match(timestamp) else None,
     )
 
 
