@@ -161,6 +161,12 @@ class Settings(BaseModel):
         default=None, alias="REDIS_URL"
     )
     twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
+    # A Webhook Rule's SharedKey: Twilio then signs with HMAC-SHA256 and says so in
+    # X-Twilio-Webhooks-Signature-Settings (key=ID,algorithm=HMAC_SHA256).
+    twilio_webhook_shared_key: SecretStr | None = Field(default=None, alias="TWILIO_WEBHOOK_SHARED_KEY")
+    twilio_webhook_shared_key_id: str | None = Field(
+        default=None, alias="TWILIO_WEBHOOK_SHARED_KEY_ID", pattern=r"^[A-Za-z0-9_-]{1,128}\Z"
+    )
     twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID", pattern=ACCOUNT_SID.pattern)
     public_base_url: Annotated[str | None, AfterValidator(_base_url)] = Field(default=None, alias="PUBLIC_BASE_URL")
     twilio_api_base_url: Annotated[str, AfterValidator(_base_url)] = Field(
@@ -173,7 +179,12 @@ class Settings(BaseModel):
         default_factory=dict, alias="RETENTION_PERIODS"
     )
     api_rate_per_min: int = Field(default=600, ge=1, alias="API_RATE_PER_MIN")
-    login_rate_per_min: int = Field(default=10, ge=1, alias="LOGIN_RATE_PER_MIN")
+    login_rate_per_min: int = Field(default=10, ge=1, alias="LOGIN_RATE_PER_MIN")  # per client address
+    # Wrong passwords for one username from one address: this many are free, then each one
+    # doubles that pair's wait (1 s, 2 s, 4 s …) up to the cap (at most half of how long
+    # failures are remembered, storage.rate_limits.FAILURE_MEMORY_S, so the wait can build).
+    login_free_failures: int = Field(default=3, ge=0, le=100, alias="LOGIN_FREE_FAILURES")
+    login_max_delay_s: int = Field(default=900, ge=1, le=1800, alias="LOGIN_MAX_DELAY_S")
     rate_limit_namespace: str = Field(default="", alias="RATE_LIMIT_NAMESPACE", pattern=r"^[A-Za-z0-9_-]{0,40}$")
     controller_name: str = Field(default="One Stop VoIP LLC", alias="CONTROLLER_NAME")
     controller_contact: str = Field(default="info@onestopvoip.com", alias="CONTROLLER_CONTACT")

@@ -50,7 +50,13 @@ async def _store_deferred_endings(desk: CallDesk) -> None:
 async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     pool = app[appkeys.PG_POOL]
-    app[SIGNATURES] = SignatureCheck(settings.auth_token, settings.base_url)
+    shared_key = settings.twilio_webhook_shared_key
+    app[SIGNATURES] = SignatureCheck(
+        settings.auth_token,
+        settings.base_url,
+        shared_key=shared_key.get_secret_value() if shared_key else None,
+        shared_key_id=settings.twilio_webhook_shared_key_id,
+    )
     renderer = app[RENDERER] = TwimlRenderer(settings.base_url, {"agents": settings.agent_target})
     async with appender(pool, acquire_timeout_s=POOL_ACQUIRE_S) as writing:
         desk = app[CALL_DESK] = CallDesk(
