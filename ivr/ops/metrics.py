@@ -49,6 +49,18 @@ class Metrics:
             ["failure"],
             registry=self.registry,
         )
+        # Alerts for staff sign-in: refusals say someone is being slowed (reason: which
+        # limit), failures say someone is guessing, even spread over many addresses.
+        self.sign_in_throttled = Counter(
+            "ivr_sign_in_throttled_total",
+            "Staff sign-ins refused for a limit: address_rate (too many from one address) "
+            "or user_delay (one username from one address still waiting after failures)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.sign_in_failures = Counter(
+            "ivr_sign_in_failures_total", "Staff sign-ins that failed, by method", ["method"], registry=self.registry
+        )
         self.recording_backlog = Gauge(
             "ivr_recording_fetch_backlog", "Recordings waiting to be fetched", registry=self.registry
         )
