@@ -93,3 +93,41 @@ async def test_every_line_logged_while_answering_a_call_names_the_call(twilio, s
     assert {line["level"] for line in webhook_lines if line["logger"] == "aiohttp.access"} == {"debug"}
     assert {line.get("call_sid") for line in webhook_lines} == {call.call_sid, other.call_sid}
     assert [line.get("call_sid") for line in webhook_lines][-1] == other.call_sid
+
+
+WRITTEN_FORMS = ["415-555-0199", "(415) 555-0199", "%2B14155550199", "+1 415 555 0199", "415.555.0199"]
+
+
+async def test_numbers_as_people_write_them_and_tokens_never_reach_the_access_log(service, http) -> None:
+    import io as _io
+    from urllib.parse import quote
+
+    from tests.helpers import token_for
+
+    staff = await token_for(service, "staff", "log-formats")
+    buffer = _io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    root = logging.getLogger()
+    handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    try:
+        for written in WRITTEN_FORMS:
+            raw = written if "%" in written else quote(written)
+            for path in (f"/staff?q={raw}", f"/staff/people/{raw}", f"/api/subjects/{raw}/consents"):
+                async with http.get(service.base_url + path, allow_redirects=False):
+                    pass
+            structlog.get_logger("test").info("lookup", subject=written, note=f"asked for {written}")
+        async with http.get(f"{service.base_url}/api/calls?access_token={staff}", allow_redirects=False):
+            pass
+        async with http.get(f"{service.base_url}/no/such/{staff}", allow_redirects=False):
+            pass
+        structlog.get_logger("test").info("header", authorization=f"Bearer {staff}")
+    finally:
+        root.removeHandler(handler)
+    logged = buffer.getvalue()
+
+    assert "/api/subjects/{phone}/consents" in logged and "/staff/people/{subject}" in logged  # templates
+    for digits in ("4155550199", "415-555", "555-0199", "555 0199", "555.0199", "(415)"):
+        assert digits not in logged, digits
+    assert staff not in logged and staff[4:20] not in logged
+    assert "ivr_[redacted]" in logged

@@ -12,19 +12,43 @@ import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
+import phonenumbers
 import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 from aiohttp.web import BaseRequest, StreamResponse
 
+from ivr.identifiers import DEFAULT_REGION
+
 __all__ = ["AccessLog", "configure_logging", "fresh_log_context", "mask_phone_number", "mask_phone_numbers"]
 
-# E.164 (+ and 7 to 15 digits) or a bare run of 10 to 15 digits standing alone.
+# E.164 (+ and 7 to 15 digits) or a bare run of 10 to 15 digits standing alone: the
+# cheap pass, which catches the forms the service itself writes.
 _PHONE = re.compile(r"\+\d{7,15}\b|(?<![\w.:-])\d{10,15}(?![\w.:-])")
 _KEEP_LAST = 2
+# Text with this many digits (identifiers and times aside) may hold a number written as
+# people write them ("(415) 555-0199", "+1 415 555 0199"): only that text pays for
+# phonenumbers' matcher. National numbers have ten digits, international ones from eight.
+_DIGITS_FOR_A_NUMBER = 8
+_DIGITS_FOR_A_NATIONAL_NUMBER = 10
+_DIGIT = re.compile(r"\d")
+# Twilio SIDs, UUIDs and hex digests are identifiers, not numbers, whatever digits they hold.
+_IDENTIFIER = re.compile(
+    r"\b(?:[A-Z]{2}[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,})\b"
+    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"  # and times are times
+)
+# Secrets that must never be logged: our tokens and signing secrets by their prefix, a
+# credential in a query or header, and anything else shaped like a random token.
+_SECRET = re.compile(
+    r"\b(?P<prefix>ivr_|whsec_)[A-Za-z0-9_\-+/=]{8,}"
+    r"|(?P<name>(?:access_token|token|secret|password|authorization)=|[Bb]earer\s+)[^\s&\"']+"
+    r"|(?<![\w-])(?![A-Z]{2}[0-9a-f]{32}(?![\w-]))"  # a Twilio SID is not a secret
+    r"(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{32,}(?![\w-])"
+)
 
 
 def mask_phone_number(number: str) -> str:
@@ -34,8 +58,35 @@ def mask_phone_number(number: str) -> str:
     return prefix + "*" * (len(digits) - _KEEP_LAST) + digits[-_KEEP_LAST:]
 
 
+def _redact(match: re.Match[str]) -> str:
+    kept = match.group("prefix") or match.group("name") or ""
+    return kept + "[redacted]"
+
+
 def _mask_text(text: str) -> str:
-    return _PHONE.sub(lambda m: mask_phone_number(m.group(0)), text)
+    """``text`` with secrets redacted and phone numbers masked, in every format people write
+    them, also when URL-encoded (``%2B1415…``, ``(415)%20555-0199``)."""
+    if "%" in text or "+" in text:
+        text = unquote_plus(text) if "%" in text else text
+    text = _SECRET.sub(_redact, text)
+    text = _PHONE.sub(lambda m: mask_phone_number(m.group(0)), text)
+    if len(_DIGIT.findall(text)) < _DIGITS_FOR_A_NUMBER:
+        return text
+    shielded = _IDENTIFIER.sub(lambda m: "\0" * len(m.group(0)), text)  # same length, no digits
+    if len(_DIGIT.findall(shielded)) < _DIGITS_FOR_A_NUMBER:
+        return text
+    return _mask_written_numbers(text, shielded)
+
+
+def _mask_written_numbers(text: str, shielded: str) -> str:
+    found = phonenumbers.PhoneNumberMatcher(shielded, DEFAULT_REGION, leniency=phonenumbers.Leniency.POSSIBLE)
+    for match in reversed(list(found)):
+        raw = text[match.start : match.end]
+        digits = "".join(c for c in raw if c.isdigit())
+        needed = _DIGITS_FOR_A_NUMBER if raw.lstrip("( ").startswith("+") else _DIGITS_FOR_A_NATIONAL_NUMBER
+        if len(digits) >= needed:
+            text = text[: match.start] + mask_phone_number(digits) + text[match.end :]
+    return text
 
 
 def _mask_value(value: Any) -> Any:
@@ -77,7 +128,7 @@ class AccessLog(AbstractAccessLogger):
         (self._log.debug if answered_webhook else self._log.info)(
             "request",
             method=request.method,
-            path=request.path_qs,
+            path=logged_path(request),
             status=response.status,
             bytes=response.body_length,
             ms=round(time * 1000, 2),
@@ -86,6 +137,20 @@ class AccessLog(AbstractAccessLogger):
 
 
 WEBHOOK_PREFIX = "/twilio/"
+
+
+def logged_path(request: BaseRequest) -> str:
+    """What an access line says was asked for: a webhook's path and query (ids and step
+    numbers Twilio was given by us), anything else by its route template — never the
+    numbers, accounts or tokens a person put in a path or query string."""
+    if request.path.startswith(WEBHOOK_PREFIX):
+        return request.path_qs
+    match_info = getattr(request, "match_info", None)
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
+    if resource is not None:
+        return str(resource.canonical)
+    return request.path if len(request.path) <= 64 else request.path[:64] + "…"  # no route: masked below
 
 
 def _json(event: dict[str, Any], **_: Any) -> str:
