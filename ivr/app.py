@@ -19,6 +19,7 @@ from ivr.api.door import api_app
 from ivr.ops.endpoints import healthz, metrics_page, readyz
 from ivr.ops.logs import fresh_log_context
 from ivr.ops.metrics import Metrics
+from ivr.ops.security_headers import read_body_in_time, set_security_headers
 from ivr.resources import (
     checkpoints_ctx,
     evidence_ctx,
@@ -31,6 +32,7 @@ from ivr.resources import (
 )
 from ivr.settings import Settings
 from ivr.staff.agent_page import agent_page
+from ivr.staff.assets import asset
 from ivr.staff.door import PREFIX as STAFF_PREFIX
 from ivr.staff.door import staff_app
 from ivr.voice.context import call_desk_ctx
@@ -45,7 +47,8 @@ CLIENT_MAX_SIZE = 256 * 1024
 
 def create_app(settings: Settings) -> web.Application:
     proxies = [forwarded_middleware] if settings.trusted_proxies else []
-    app = web.Application(middlewares=[*proxies, fresh_log_context], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(middlewares=[*proxies, fresh_log_context, read_body_in_time], client_max_size=CLIENT_MAX_SIZE)
+    app.on_response_prepare.append(set_security_headers)
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
     app.cleanup_ctx.extend(
@@ -66,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.metrics_enabled:
         app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/agent", agent_page)
+    app.router.add_get("/assets/{name}", asset)
     app.add_subapp(VOICE_PREFIX, voice_app(settings))
     app.add_subapp(API_PREFIX, api_app())
     app.add_subapp(STAFF_PREFIX, staff_app())

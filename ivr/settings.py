@@ -163,6 +163,8 @@ class Settings(BaseModel):
     twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
     # A Webhook Rule's SharedKey: Twilio then signs with HMAC-SHA256 and says so in
     # X-Twilio-Webhooks-Signature-Settings (key=ID,algorithm=HMAC_SHA256).
+    # A client that takes longer to send a request's body is holding a connection, not sending.
+    body_read_timeout_s: float = Field(default=10.0, gt=0, le=60, alias="BODY_READ_TIMEOUT_S")
     twilio_webhook_shared_key: SecretStr | None = Field(default=None, alias="TWILIO_WEBHOOK_SHARED_KEY")
     twilio_webhook_shared_key_id: str | None = Field(
         default=None, alias="TWILIO_WEBHOOK_SHARED_KEY_ID", pattern=r"^[A-Za-z0-9_-]{1,128}\Z"

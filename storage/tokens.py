@@ -11,7 +11,7 @@ import asyncpg
 
 from storage.postgres import Connection
 
-__all__ = ["ROLES", "Token", "create_token", "find_token", "list_tokens", "revoke_token"]
+__all__ = ["ROLES", "Token", "create_token", "find_token", "list_tokens", "revoke_token", "token_live"]
 
 ROLES = ("agent", "staff", "admin")
 PREFIX = "ivr_"
@@ -44,6 +44,14 @@ async def find_token(conn: Connection, secret: str) -> Token | None:
     """The live token with this secret, or None (unknown or revoked)."""
     row = await conn.fetchrow("SELECT * FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL", _hash(secret))
     return _token(row) if row else None
+
+
+async def token_live(conn: Connection, token_id: int) -> bool:
+    """Whether token #``token_id`` is still live (a primary-key lookup, cheap on every page load)."""
+    live: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT FROM api_tokens WHERE id = $1 AND revoked_at IS NULL)", token_id
+    )
+    return live
 
 
 async def list_tokens(conn: Connection) -> list[Token]:

@@ -29,7 +29,7 @@ async def test_two_workers_share_the_port_and_a_call_hops_between_them(tmp_path:
             # the first answers: keep asking for a while, not just a burst.
             for _ in range(200):
                 async with http.get(base_url + "/healthz") as resp:
-                    pids.add((await resp.json())["pid"])
+                    pids.add((await resp.json())["worker"])
                 if len(pids) > 1:
                     break
                 await asyncio.sleep(0.05)
