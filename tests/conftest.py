@@ -27,6 +27,7 @@ from ivr import appkeys
 from ivr.access.passwords import hash_secret
 from ivr.app import create_app
 from ivr.ops.logs import AccessLog, configure_logging
+from ivr.ops.security_headers import LINGERING_TIME_S
 from ivr.settings import Settings
 from storage.customers import Customer, upsert_customer
 from storage.embedded import embedded_postgres, embedded_redis
@@ -116,7 +117,7 @@ class Service:
 async def running_service(storage: Storage, port: int, **overrides: str) -> AsyncIterator[Service]:
     """The service built by its factory, listening on loopback ``port`` until the block ends."""
     app = create_app(service_settings(storage, port, **overrides))
-    runner = web.AppRunner(app, access_log_class=AccessLog)  # as `ivr serve` logs
+    runner = web.AppRunner(app, lingering_time=LINGERING_TIME_S, access_log_class=AccessLog)  # as `ivr serve` does
     try:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()

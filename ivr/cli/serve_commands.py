@@ -18,6 +18,7 @@ from ivr.cli.common import (
     migrate_now,
 )
 from ivr.ops.logs import AccessLog, configure_logging
+from ivr.ops.security_headers import LINGERING_TIME_S
 from ivr.ops.workers import supervise
 from ivr.settings import Settings
 from ivr.time_budget import SHUTDOWN_DRAIN_S
@@ -58,7 +59,13 @@ async def _serve_until_signalled(app: web.Application, host: str, port: int, reu
     SIGINT on top of the one a supervisor forwards) kills the handlers mid-answer. Here
     the drain always runs to its end and further signals change nothing.
     """
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_DRAIN_S, keepalive_timeout=75, access_log_class=AccessLog)
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=SHUTDOWN_DRAIN_S,
+        keepalive_timeout=75,
+        lingering_time=LINGERING_TIME_S,
+        access_log_class=AccessLog,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 
 from ivr.appkeys import SETTINGS
 
-__all__ = ["PAGE_POLICY", "read_body_in_time", "set_security_headers"]
+__all__ = ["LINGERING_TIME_S", "PAGE_POLICY", "read_body_in_time", "set_security_headers"]
 
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
@@ -25,6 +25,10 @@ DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
 # Not "Python/3.11 aiohttp/3.x": versions help only whoever looks for a known flaw.
 SERVER = "consent-ivr"
 ASSETS_PREFIX = "/assets/"
+# After answering a request whose body it did not read to the end (408 above, 413), aiohttp
+# keeps reading and discarding it for this long so the client sees the answer: its default
+# of 10 s would give a slow client those seconds again. (``web.AppRunner(lingering_time=…)``)
+LINGERING_TIME_S = 1.0
 
 
 async def set_security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
