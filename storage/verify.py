@@ -8,13 +8,21 @@ whole ledger in memory), recomputes every hash, and reports the first break:
 - ``reordered``: an entry links to an earlier entry than the one before it;
 - ``rewritten``: an entry links to nothing the chain had (inserted, or the chain redone);
 - ``inserted``: an evidence row that was never chained.
+
+Beside the chain: every kept checkpoint's root (``forked``, ``truncated``), every kept
+recording's bytes (``missing``, ``swapped``), each table's identity sequence against the
+ids the ledger holds (``rewritten``: a sequence set back would hand chained ids out
+again), and every retention run's removals rechecked from its chained justification
+(``not allowed``, storage/retention_audit.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -22,6 +30,7 @@ from storage.ledger import GENESIS, canonical_json, entry_hash
 from storage.merkle import Frontier, leaf_data, leaf_hash
 from storage.postgres import Connection
 from storage.recordings import MediaStore
+from storage.retention_audit import SignedTime, recheck_retention
 from storage.tree_heads import TreeHead
 
 __all__ = ["EVIDENCE_TABLES", "Break", "Head", "KeptCheckpoint", "Report", "ledger_head", "verify_ledger"]
@@ -51,11 +60,16 @@ EVIDENCE_TABLES = (
 _PREFETCH = 2_000
 # A ledger rewritten wholesale could break at every entry: list this many, count them all.
 MAX_LISTED_BREAKS = 1_000
+# How often a long check says how far it has got.
+PROGRESS_EVERY = 100_000
+# Columns added to an evidence table after it had chained rows: those rows were chained
+# without them and now read NULL there (retention runs made before migration 0017).
+_ADDED_LATER: Mapping[str, tuple[str, ...]] = {"retention_runs": ("justification",)}
 
 
 @dataclass(frozen=True)
 class Break:
-    problem: str  # edited, missing, reordered, rewritten, inserted
+    problem: str  # edited, missing, reordered, rewritten, inserted; forked, truncated; swapped; not allowed; unreadable
     seq: int | None
     kind: str
     ref_id: int | None
@@ -88,18 +102,32 @@ class Report:
     media_checked: int = 0
     breaks: tuple[Break, ...] = ()  # the chain's breaks, the first MAX_LISTED_BREAKS of them
     break_count: int = 0
+    retention_breaks: tuple[Break, ...] = ()  # removals not allowed, the first MAX_LISTED_BREAKS of them
+    retention_break_count: int = 0
+    retention_checked: int = 0  # runs whose removals were rechecked
+    retention_unjustified: tuple[int, ...] = ()  # runs made before justifications: not rechecked
 
     @property
     def intact(self) -> bool:
-        return self.first_break is None and not self.checkpoint_breaks and not self.media_breaks
+        return (
+            self.first_break is None
+            and not self.checkpoint_breaks
+            and not self.media_breaks
+            and not self.retention_breaks
+        )
 
 
 @dataclass(frozen=True)
 class KeptCheckpoint:
-    """A signed tree head kept outside the database (its signature already checked)."""
+    """A signed tree head kept outside the database (its signature already checked).
+
+    Its ``time``, when given, bounds the times retention justifications claim: no entry
+    beyond its size existed before it.
+    """
 
     head: TreeHead
     label: str
+    time: datetime | None = None
 
 
 async def ledger_head(conn: Connection) -> Head:
@@ -128,9 +156,12 @@ async def verify_ledger(
     since_head: str | None = None,
     checkpoints: Sequence[KeptCheckpoint] = (),
     media: MediaStore | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
-    """The chain, the tree against ``checkpoints``, and (given their store) every recording's bytes."""
-    report = await _verify_chain(conn, since_head, checkpoints)
+    """The chain, the tree against ``checkpoints``, the retention runs, and (given their
+    store) every recording's bytes; ``progress`` hears the count of entries checked every
+    PROGRESS_EVERY entries and at the end."""
+    report = await _verify_chain(conn, since_head, checkpoints, progress)
     if media is None:
         return report
     breaks, checked = await _rehash_media(conn, media)
@@ -153,22 +184,46 @@ async def _rehash_media(conn: Connection, store: MediaStore) -> tuple[list[Break
     return breaks, checked
 
 
-async def _verify_chain(conn: Connection, since_head: str | None, checkpoints: Sequence[KeptCheckpoint]) -> Report:
+async def _verify_chain(
+    conn: Connection,
+    since_head: str | None,
+    checkpoints: Sequence[KeptCheckpoint],
+    progress: Callable[[int], None] | None,
+) -> Report:
     """Recompute the whole chain in one consistent snapshot, and the tree's root at the size
-    of every kept checkpoint; stop the chain at its first break, report every checkpoint
-    the ledger contradicts (cut off, rewritten or forked after it was signed)."""
+    of every kept checkpoint; report every break of the chain, every checkpoint the ledger
+    contradicts (cut off, rewritten or forked after it was signed), and every removal a
+    retention run was not allowed to make."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         walk = _Walk(since_head, checkpoints)
+        walked = 0
         async for row in conn.cursor(_entries_with_rows(), prefetch=_PREFETCH):
             found = walk.step(row)
             while found is not None:  # noted, and the walk goes on from this entry as it stands
                 found = walk.broken(await _explained(conn, found, row["prev_hash"]), row)
+            walked += 1
+            if progress is not None and walked % PROGRESS_EVERY == 0:
+                progress(walked)
+        if progress is not None and (walked % PROGRESS_EVERY or not walked):
+            progress(walked)
         for table in EVIDENCE_TABLES:
             walk.note(await _unchained(conn, table))
+        for found in await _sequences_behind(conn):
+            walk.note(found)
         walk.note(await _tampered_tombstone(conn))
         if since_head is not None and walk.since_head_seq is None:
             walk.note(Break("rewritten", None, "ledger", None, f"the kept head {since_head} is not in the chain"))
-        return walk.report()
+        signed = [SignedTime(c.head.size, c.time, c.label) for c in checkpoints if c.time is not None]
+        audit = await recheck_retention(conn, signed, max_listed=MAX_LISTED_BREAKS)
+        return replace(
+            walk.report(),
+            retention_breaks=tuple(
+                Break("not allowed", None, "retention_runs", n.run_id, n.detail) for n in audit.not_allowed
+            ),
+            retention_break_count=audit.count,
+            retention_checked=audit.checked,
+            retention_unjustified=audit.unjustified,
+        )
 
 
 class _Walk:
@@ -195,7 +250,7 @@ class _Walk:
             self.removed += 1  # removed under retention; the run's tombstone names it
         elif row["content"] is None:
             return Break("missing", seq, kind, ref_id, "the evidence row it chained is gone")
-        elif entry_hash(canonical_json(row["content"]), row["prev_hash"]) != row["hash"]:
+        elif not _hashes_to(kind, row["content"], row["prev_hash"], row["hash"]):
             return Break("edited", seq, kind, ref_id, "the evidence row no longer matches its hash")
         self.seq, self.hash = seq, row["hash"]
         if self.hash == self.since_head:
@@ -265,6 +320,54 @@ class _Walk:
             breaks=tuple(self.breaks),
             break_count=self.break_count,
         )
+
+
+def _hashes_to(kind: str, content: Mapping[str, Any], prev_hash: str, expected: str) -> bool:
+    """Does the row, as chained, hash to ``expected``? A row chained before a column was
+    added reads NULL there, and is taken without it (the same facts, in the form chained)."""
+    if entry_hash(canonical_json(content), prev_hash) == expected:
+        return True
+    added = [c for c in _ADDED_LATER.get(kind, ()) if c in content and content[c] is None]
+    if not added:
+        return False
+    return entry_hash(canonical_json({k: v for k, v in content.items() if k not in added}), prev_hash) == expected
+
+
+async def _sequences_behind(conn: Connection) -> list[Break]:
+    """Each evidence table's identity sequence must be past every id the ledger holds for it.
+
+    Gaps are normal (an ``INSERT … ON CONFLICT DO NOTHING`` uses an id it does not keep);
+    a sequence behind the ledger would hand out ids already chained (to rows removed under
+    retention, or clash with kept ones), so it was set back. ``last_value`` is NULL when a
+    sequence has handed out nothing since it was (re)started.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT t.kind, s.last_value, has_sequence_privilege(q.seq, 'SELECT') AS readable,
+               (SELECT max(l.ref_id) FROM ledger l WHERE l.kind = t.kind) AS chained
+        FROM unnest($1::text[]) AS t(kind)
+        CROSS JOIN LATERAL (SELECT pg_get_serial_sequence(quote_ident(t.kind), 'id') AS seq) q
+        LEFT JOIN pg_sequences s ON format('%I.%I', s.schemaname, s.sequencename) = q.seq
+        ORDER BY t.kind
+        """,
+        list(EVIDENCE_TABLES),
+    )
+    found = []
+    for row in rows:
+        if row["chained"] is None or (row["last_value"] or 0) >= row["chained"]:
+            continue
+        if not row["readable"]:
+            detail = "its identity sequence cannot be read by this login, so ids handed out again would go unseen"
+            found.append(Break("unreadable", None, row["kind"], None, detail))
+            continue
+        at = (
+            "has handed out nothing since it was restarted"
+            if row["last_value"] is None
+            else f"stands at {row['last_value']}"
+        )
+        detail = f"its identity sequence {at}, behind id {row['chained']} in the ledger: it was set back"
+        found.append(Break("rewritten", None, row["kind"], None, detail))
+    return found
 
 
 async def _explained(conn: Connection, found: Break, prev_hash: str) -> Break:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from cryptography.x509 import Certificate
@@ -29,7 +32,7 @@ from storage.consent_state import ConsentState, consent_states
 from storage.exports import events_for_receipts
 from storage.recordings import media_store
 from storage.tree_heads import ledger_origin
-from storage.verify import Head, KeptCheckpoint, Report, ledger_head, verify_ledger
+from storage.verify import Break, Head, KeptCheckpoint, Report, ledger_head, verify_ledger
 
 __all__ = ["checkpoint", "consent", "export", "verify"]
 
@@ -40,9 +43,10 @@ __all__ = ["checkpoint", "consent", "export", "verify"]
 @click.option(
     "--public-key", metavar="BASE64", help="Check checkpoints with this Ed25519 key (default: this service's)."
 )
-def verify(head_only: bool, since_head: str | None, public_key: str | None) -> None:
-    """Recompute the evidence ledger's hash chain and its tree against every kept checkpoint;
-    exit 1 naming what is broken."""
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object (progress stays on stderr).")
+def verify(head_only: bool, since_head: str | None, public_key: str | None, as_json: bool) -> None:
+    """Recompute the evidence ledger's hash chain and its tree against every kept checkpoint,
+    and recheck every retention run's removals; exit 1 naming what is broken."""
     settings = load_settings(os.environ, need_twilio=False)
     configure_logging(settings.log_level, settings.effective_log_format)
     key = public_key or signer_of(settings).public_key
@@ -55,9 +59,10 @@ def verify(head_only: bool, since_head: str | None, public_key: str | None) -> N
             origin = await ledger_origin(conn)
             good, bad = kept_checkpoints(store, origin, key)
             bad += _token_problems(store, good, load_roots(settings.tsa_ca_file))
-            kept = [KeptCheckpoint(c.head, c.label) for c in good]
+            kept = [KeptCheckpoint(c.head, c.label, _signed_at(c)) for c in good]
             media = media_store(settings.recording_store, settings.data_dir)
-            return await verify_ledger(conn, since_head=since_head, checkpoints=kept, media=media), bad, origin
+            report = await verify_ledger(conn, since_head=since_head, checkpoints=kept, media=media, progress=_progress)
+            return report, bad, origin
 
     result, unsigned, origin = asyncio.run(run())
     others = store.other_origins(origin) if origin else []
@@ -69,9 +74,28 @@ def verify(head_only: bool, since_head: str | None, public_key: str | None) -> N
             err=True,
         )
     if isinstance(result, Head):
+        if as_json:
+            click.echo(json.dumps({"head": result.hash, "entries": result.seq, "verified": False}))
+            return
         click.echo(f"head {result.hash} entries {result.seq}  (not verified; run `ivr verify` to check)")
         return
-    _report(result, unsigned, origin, since_head)
+    if as_json:
+        _report_json(result, unsigned, origin, since_head)
+    else:
+        _report(result, unsigned, origin, since_head)
+
+
+def _signed_at(checkpoint: Checkpoint) -> datetime | None:
+    """The checkpoint's signed time (None if it cannot be read: it then bounds no retention claim)."""
+    try:
+        at = datetime.fromisoformat(checkpoint.time)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _progress(entries: int) -> None:
+    click.echo(f"checked {entries:,} entries…", err=True)
 
 
 def _token_problems(store: CheckpointStore, kept: list[Checkpoint], roots: list[Certificate] | None) -> list[str]:
@@ -90,21 +114,65 @@ def _report(result: Report, unsigned: list[str], origin: str, since_head: str | 
         click.echo(
             f"kept head {since_head} is entry #{result.since_head_seq}; {result.entries - result.since_head_seq} since"
         )
-    problems = [str(b) for b in (*result.breaks, *result.checkpoint_breaks, *result.media_breaks)]
-    problems += [f"bad checkpoint: {line}" for line in unsigned]
+    for run_id in result.retention_unjustified:
+        click.echo(f"run {run_id} predates justifications: its eligibility cannot be rechecked")
+    click.echo(
+        f"retention: {result.retention_checked} run(s) rechecked, {result.retention_break_count} removal(s) not allowed"
+    )
+    breaks = (*result.breaks, *result.checkpoint_breaks, *result.media_breaks, *result.retention_breaks)
+    problems = [str(b) for b in breaks] + [f"bad checkpoint: {line}" for line in unsigned]
     if problems:
-        count = len(problems) + result.break_count - len(result.breaks)  # beyond the breaks listed
+        unlisted_chain = result.break_count - len(result.breaks)
+        unlisted_retention = result.retention_break_count - len(result.retention_breaks)
+        count = len(problems) + unlisted_chain + unlisted_retention
         click.echo(f"ledger BROKEN: {count} problem(s) among {result.entries} entries:", err=True)
         for problem in problems:
             click.echo(f"  {problem}", err=True)
-        if result.break_count > len(result.breaks):
-            click.echo(f"  … and {result.break_count - len(result.breaks)} more breaks of the chain", err=True)
+        if unlisted_chain:
+            click.echo(f"  … and {unlisted_chain} more breaks of the chain", err=True)
+        if unlisted_retention:
+            click.echo(f"  … and {unlisted_retention} more removals not allowed", err=True)
         sys.exit(1)
     click.echo(
         f"ledger intact: {result.entries} entries, head {result.head.hash}; "
         f"tree consistent with {result.checkpoints_checked} signed checkpoint(s) of ledger {origin}; "
         f"{result.media_checked} recording(s) match their chained SHA-256"
     )
+
+
+def _report_json(result: Report, unsigned: list[str], origin: str, since_head: str | None) -> None:
+    """The report as one JSON object on stdout; exit 1 when anything is broken."""
+
+    def listed(breaks: tuple[Break, ...]) -> list[dict[str, Any]]:
+        return [asdict(b) | {"text": str(b)} for b in breaks]
+
+    intact = result.intact and not unsigned
+    click.echo(
+        json.dumps(
+            {
+                "intact": intact,
+                "origin": origin,
+                "entries": result.entries,
+                "head": result.head.hash,
+                "removed": result.removed,
+                "since_head": None if since_head is None else {"hash": since_head, "seq": result.since_head_seq},
+                "breaks": listed(result.breaks),
+                "break_count": result.break_count,
+                "checkpoints_checked": result.checkpoints_checked,
+                "checkpoint_breaks": listed(result.checkpoint_breaks),
+                "bad_checkpoints": unsigned,
+                "media_checked": result.media_checked,
+                "media_breaks": listed(result.media_breaks),
+                "retention_checked": result.retention_checked,
+                "retention_breaks": listed(result.retention_breaks),
+                "retention_break_count": result.retention_break_count,
+                "retention_unjustified": list(result.retention_unjustified),
+            },
+            indent=2,
+        )
+    )
+    if not intact:
+        sys.exit(1)
 
 
 @click.command()
