@@ -11,8 +11,8 @@ import base64
 import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -141,6 +141,15 @@ def _retention_periods(value: object) -> object:
     return periods
 
 
+def masked_url(text: str) -> str:
+    """``scheme://user:secret@host`` -> ``scheme://user:***@host``; other text as it is."""
+    parts = urlsplit(text) if "://" in text else None
+    if parts is None or parts.password is None:
+        return text
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
 class Settings(BaseModel):
     """Everything the service reads from its environment."""
 
@@ -148,6 +157,12 @@ class Settings(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="ignore", populate_by_name=True, arbitrary_types_allowed=True, regex_engine="python-re"
     )
+
+    def __repr_args__(self) -> Any:
+        """Fields as repr (and so tracebacks, logs, debuggers) show them: passwords in URLs
+        masked, as SecretStr already masks the secrets themselves."""
+        for name, value in super().__repr_args__():
+            yield name, masked_url(value) if isinstance(value, str) else value
 
     database_url: Annotated[str | None, _url_with_scheme(("postgresql", "postgres"), "Postgres")] = Field(
         default=None, alias="DATABASE_URL"

@@ -79,3 +79,19 @@ def test_unset_storage_urls_mean_the_embedded_default() -> None:
     settings = Settings.from_env({k: v for k, v in GOOD.items() if "_URL" not in k or k == "PUBLIC_BASE_URL"})
 
     assert settings.database_url is None and settings.redis_url is None
+
+
+def test_passwords_in_urls_never_show_in_repr_or_str() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://ivr_app:db-secret@db.internal/ivr",
+            "MIGRATION_DATABASE_URL": "postgresql://ivr_owner:owner-secret@db.internal/ivr",
+            "REDIS_URL": "redis://:redis-secret@cache.internal:6379/0",
+            "TWILIO_AUTH_TOKEN": "t" * 32,
+            "PUBLIC_BASE_URL": "https://ivr.example.com",
+        }
+    )
+    for shown in (repr(settings), str(settings), f"{settings!r}"):
+        assert "secret" not in shown and "t" * 32 not in shown
+        assert "postgresql://ivr_app:***@db.internal/ivr" in shown and "redis://:***@cache.internal" in shown
+    assert settings.database_url == "postgresql://ivr_app:db-secret@db.internal/ivr"  # the value itself is intact
