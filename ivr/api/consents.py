@@ -6,6 +6,8 @@ Every read of evidence is written to the access log first.
 from __future__ import annotations
 
 import base64
+import csv
+import io
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +18,7 @@ from ivr.access.roles import requires
 from ivr.api.errors import api_error
 from ivr.api.params import fits_bigint, json_response, page_size, refuse_nul, time_param
 from ivr.appkeys import FLOWS, PG_POOL
+from ivr.csv_cells import safe_cell
 from ivr.identifiers import ACCOUNT_NUMBER, normalize_phone
 from ivr.subjects import resolve_subject
 from ivr.time_budget import POOL_ACQUIRE_S
@@ -143,7 +146,9 @@ async def suppression(request: web.Request) -> web.StreamResponse:
         rows = [dict(r) for r in await suppressed_numbers(conn, purpose)]
     if fmt == "json":
         return json_response({"purpose": purpose, "numbers": rows})
-    lines = ["phone,revoked_at,honor_by"] + [
-        f"{r['phone']},{r['revoked_at'].isoformat()},{r['honor_by'] or ''}" for r in rows
-    ]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/csv")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["phone", "revoked_at", "honor_by"])
+    for r in rows:
+        writer.writerow([safe_cell(r["phone"]), r["revoked_at"].isoformat(), r["honor_by"] or ""])
+    return web.Response(text=out.getvalue(), content_type="text/csv")
