@@ -230,6 +230,9 @@ class Settings(BaseModel):
     ] = Field(default_factory=list, alias="TRUSTED_PROXIES")
     # Off only to measure what the webhook timing costs (bench/webhooks.py); /metrics then 404s.
     metrics_enabled: bool = Field(default=True, alias="METRICS_ENABLED")
+    # Set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (Prometheus'
+    # `authorization` scrape setting); unset, it is open on the app port like /healthz.
+    metrics_token: SecretStr | None = Field(default=None, alias="METRICS_TOKEN")
     # Per process: Postgres's max_connections must cover this times every process of every host.
     pg_pool_size: int = Field(default=10, ge=2, le=500, alias="PG_POOL_SIZE")
     # Signed checkpoints of the ledger (docs/verifying-evidence.md): the Ed25519 seed, base64;

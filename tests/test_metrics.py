@@ -40,3 +40,18 @@ async def test_with_metrics_off_there_is_no_metrics_page_and_calls_still_work(st
         async with http.get(f"{bare.base_url}/metrics") as resp:
             assert resp.status == 404
     assert "recorded" in done.heard
+
+
+async def test_with_a_metrics_token_only_its_holder_reads_the_metrics(storage, http) -> None:
+    from aiohttp.test_utils import unused_port
+
+    from tests.conftest import running_service
+
+    async with running_service(storage, unused_port(), METRICS_TOKEN="scrape-me-0123456789") as guarded:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-me-0123456789"}):
+            async with http.get(f"{guarded.base_url}/metrics", headers=headers) as resp:
+                assert resp.status == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
+        async with http.get(
+            f"{guarded.base_url}/metrics", headers={"Authorization": "Bearer scrape-me-0123456789"}
+        ) as resp:
+            assert resp.status == 200 and "ivr_" in await resp.text()

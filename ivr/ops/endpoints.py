@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import secrets
 from collections.abc import Awaitable
 
@@ -10,7 +11,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ivr.appkeys import METRICS, PG_POOL, REDIS
+from ivr.appkeys import METRICS, PG_POOL, REDIS, SETTINGS
 from ivr.time_budget import POOL_ACQUIRE_S
 from storage.recordings import pending_fetches
 
@@ -49,7 +50,15 @@ async def _probe(check: Awaitable[object]) -> str:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text format. Expose it on the internal network only."""
+    """``GET /metrics``: Prometheus text format. Expose it on the internal network only,
+    and with METRICS_TOKEN set, to the scraper holding it only."""
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
+            raise web.HTTPUnauthorized(
+                text="a bearer token (METRICS_TOKEN) is needed", headers={"WWW-Authenticate": "Bearer"}
+            )
     metrics = request.app[METRICS]
     pool = request.app[PG_POOL]
     metrics.pool_size.set(pool.get_size())
