@@ -210,6 +210,10 @@ async def test_only_admins_read_the_access_log_and_it_records_every_evidence_vie
     assert status == 200
     mine = [(e["action"], e["target"], e["reason"]) for e in log["entries"] if e["actor"] == "yul"]
     assert ("call.evidence", call.call_sid, "audit") in mine and ("suppression", "telemarketing", None) in mine
+    # Reading the log is itself logged, before the read: the admin's look is in what they saw.
+    assert ("access_log.read", "latest 50") in [
+        (e["action"], e["target"]) for e in log["entries"] if e["actor"] == "zed"
+    ]
 
 
 @pytest.mark.parametrize("field", ["purpose", "phone", "action", "channel"])

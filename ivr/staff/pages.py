@@ -163,6 +163,8 @@ async def request_status(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def access_log_page(request: web.Request) -> web.Response:
+    # Reading who looked at what is itself a look: the review is reviewed too.
+    await note_view(request.config_dict[PG_POOL], _viewer(request), "access_log.read", "latest 500")
     async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
         rows = await access_log_entries(conn, 500)
     return render_page(request, "access_log.html", entries=rows)
