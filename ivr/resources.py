@@ -196,6 +196,7 @@ async def transfers_ctx(app: web.Application) -> AsyncIterator[None]:
         set(app[appkeys.FLOWS].deployed),
         settings.base_url,
         app[appkeys.METRICS],
+        settings.return_destinations,
     )
     try:
         yield

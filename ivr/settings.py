@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from ivr.destinations import is_flow_name, is_return_target
+from ivr.destinations import ReturnDestinations, is_flow_name, is_return_target
 from ivr.evidence.receipts import Controller
 from ivr.identifiers import ACCOUNT_SID, E164
 
@@ -74,6 +74,11 @@ def _connect_target(value: str) -> str:
     if not is_return_target(value):
         raise ValueError("must be queue:NAME, client:NAME, sip:URI or an E.164 number like +14155550100")
     return value
+
+
+def _return_destinations(value: object) -> object:
+    """``queue:support,client:*,sip:*@pbx.example.com,+1415555*`` -> the allow-list."""
+    return ReturnDestinations.parse(value) if isinstance(value, str) else value
 
 
 def _number_flows(value: object) -> object:
@@ -190,6 +195,13 @@ class Settings(BaseModel):
         default=DEFAULT_TWILIO_API_BASE_URL, alias="TWILIO_API_BASE_URL"
     )
     agent_target: Annotated[str, AfterValidator(_connect_target)] = Field(default="queue:agents", alias="AGENT_TARGET")
+    # Where an agent may send a caller back to after a transfer's flow (AGENT_TARGET too):
+    # by default only this Twilio account's own clients and queues, never a number or a SIP
+    # domain typed into a request. queue:NAME, client:NAME, sip:USER@HOST, sip:*@HOST or
+    # +NUMBER; queue:, client: and numbers may end in * (any that begin so).
+    transfer_return_destinations: Annotated[ReturnDestinations, BeforeValidator(_return_destinations)] = Field(
+        default=ReturnDestinations(("client:*", "queue:*")), alias="TRANSFER_RETURN_DESTINATIONS"
+    )
     data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
     retention_days: int = Field(default=1826, ge=365, alias="RETENTION_DAYS")
     retention_periods: Annotated[dict[str, int], BeforeValidator(_retention_periods)] = Field(
@@ -286,6 +298,11 @@ class Settings(BaseModel):
     @property
     def controller(self) -> Controller:
         return Controller(self.controller_name, self.controller_contact, self.controller_phone, self.jurisdiction)
+
+    @property
+    def return_destinations(self) -> ReturnDestinations:
+        """TRANSFER_RETURN_DESTINATIONS, and the agents' own line (AGENT_TARGET)."""
+        return self.transfer_return_destinations.also(self.agent_target)
 
     @property
     def checkpoints_dir(self) -> Path:

@@ -4,6 +4,10 @@ News (started, each decision, returned / return_failed / abandoned / failed) is 
 as chained ``transfer_events`` in the same transaction as the evidence it reports, and
 published on a Redis channel after the commit, so an agent's live view gets it from
 whichever process handled the webhook.
+
+A transfer sends the caller back only to an allowed destination
+(``TRANSFER_RETURN_DESTINATIONS``), and is seen only by the token that started it and
+by admins: to anyone else it does not exist (``UnknownTransfer``), so ids are not confirmed.
 """
 
 from __future__ import annotations
@@ -18,21 +22,33 @@ import asyncpg
 from redis.asyncio import Redis
 
 from flows.transfer_news import News
+from ivr.access.roles import ADMIN
 from ivr.call_control import CallControl, CallControlError
-from ivr.destinations import is_return_target
+from ivr.destinations import ReturnDestinations, is_return_target
 from ivr.identifiers import is_call_sid
 from ivr.ops.metrics import Metrics
+from ivr.time_budget import POOL_ACQUIRE_S
 from storage.ledger import Chain, chained
+from storage.postgres import Connection
 from storage.tokens import Token
-from storage.transfers import FINAL_KINDS, active_transfer, add_event, create_transfer, transfer_events
+from storage.transfers import (
+    FINAL_KINDS,
+    Transfer,
+    active_transfer,
+    add_event,
+    create_transfer,
+    load_transfer,
+    transfer_events,
+)
 
-__all__ = ["TRANSFER_CHANNEL", "Refusal", "TransferDesk", "TransferRefused"]
+__all__ = ["TRANSFER_CHANNEL", "Refusal", "TransferDesk", "TransferRefused", "UnknownTransfer", "may_see"]
 
 TRANSFER_CHANNEL = "ivr:transfer:{}"
 
 
 class Refusal(StrEnum):
     INVALID = "invalid"  # the request names no live call, no deployed flow or no valid target
+    NOT_ALLOWED = "not_allowed"  # return_to is well formed but not an allowed destination
     ALREADY_UNDER_WAY = "already_under_way"  # the call has a transfer that has not ended
     CALL_NOT_MOVED = "call_not_moved"  # Twilio would not move the call (the cause says why)
 
@@ -45,12 +61,33 @@ class TransferRefused(Exception):
         self.refusal, self.message = refusal, message
 
 
+class UnknownTransfer(Exception):
+    """No such transfer, or not one this token may see (the same answer, on purpose)."""
+
+    def __init__(self) -> None:
+        self.message = "no such transfer"
+        super().__init__(self.message)
+
+
+def may_see(token: Token, transfer: Transfer) -> bool:
+    """A transfer is the business of the token that started it, and of admins."""
+    return transfer.token_id == token.id or token.role == ADMIN
+
+
 class TransferDesk:
     def __init__(
-        self, pool: asyncpg.Pool, redis: Redis, calls: CallControl, flows: set[str], base_url: str, metrics: Metrics
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        calls: CallControl,
+        flows: set[str],
+        base_url: str,
+        metrics: Metrics,
+        destinations: ReturnDestinations,
     ) -> None:
         self._pool, self._redis, self._calls = pool, redis, calls
         self._flows, self._base_url, self._metrics = flows, base_url.rstrip("/"), metrics
+        self._destinations = destinations
 
     async def start(self, token: Token, call_sid: str, flow_name: str, return_to: str) -> UUID:
         """Record the transfer, then have Twilio fetch the flow for the live call."""
@@ -63,6 +100,12 @@ class TransferDesk:
         if not is_return_target(return_to):
             raise TransferRefused(
                 Refusal.INVALID, "return_to must be client:NAME, sip:URI, queue:NAME or an E.164 number"
+            )
+        if not self._destinations.allows(return_to):
+            raise TransferRefused(
+                Refusal.NOT_ALLOWED,
+                f"return_to {return_to!r} is not an allowed return destination"
+                f" (TRANSFER_RETURN_DESTINATIONS allows: {self._destinations})",
             )
         async with self._pool.acquire() as conn, chained(conn) as chain:
             if await active_transfer(conn, call_sid) is not None:
@@ -89,6 +132,19 @@ class TransferDesk:
     async def publish(self, transfer_id: UUID, events: list[dict[str, Any]]) -> None:
         for event in events:
             await self._redis.publish(TRANSFER_CHANNEL.format(transfer_id), json.dumps(event, default=str))
+
+    async def load(self, token: Token, transfer_id: UUID) -> tuple[Transfer, list[dict[str, Any]]]:
+        """The transfer and its events so far, if ``token`` may see it (else UnknownTransfer)."""
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+            transfer = await self._visible(conn, token, transfer_id)
+            return transfer, await transfer_events(conn, transfer_id)
+
+    @staticmethod
+    async def _visible(conn: Connection, token: Token, transfer_id: UUID) -> Transfer:
+        transfer = await load_transfer(conn, transfer_id)
+        if transfer is None or not may_see(token, transfer):
+            raise UnknownTransfer
+        return transfer
 
     async def follow(self, transfer_id: UUID, heartbeat_s: float) -> AsyncIterator[dict[str, Any] | None]:
         """Every event of the transfer, past then live, until a final one (None: a heartbeat)."""

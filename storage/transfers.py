@@ -32,6 +32,7 @@ class Transfer:
     return_to: str
     agent: str
     status: str
+    token_id: int  # the API token that started it: who may follow it (with admins)
 
 
 async def active_transfer(conn: Connection, call_sid: str) -> UUID | None:
@@ -92,7 +93,13 @@ async def load_transfer(conn: Connection, transfer_id: UUID) -> Transfer | None:
     if row is None:
         return None
     return Transfer(
-        row["transfer_id"], row["call_sid"], row["flow_name"], row["return_to"], row["agent"], row["status"]
+        row["transfer_id"],
+        row["call_sid"],
+        row["flow_name"],
+        row["return_to"],
+        row["agent"],
+        row["status"],
+        row["token_id"],
     )
 
 

@@ -65,7 +65,7 @@ async def test_a_one_time_approval_lapses_when_the_call_ends(desk, phone, rest, 
         "POST",
         f"{desk.base_url}/api/transfers",
         token,
-        {"call_sid": call.call_sid, "flow": "cpni-one-time", "return_to": "+14155550111"},
+        {"call_sid": call.call_sid, "flow": "cpni-one-time", "return_to": "client:bo"},
     )
     await twilio_follows(phone, call, rest.redirects[-1].url)
     await call.keys("1", "1")

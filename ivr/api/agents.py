@@ -10,9 +10,7 @@ from aiohttp import web
 from ivr.access.roles import requires
 from ivr.api.auth import TOKEN
 from ivr.api.errors import api_error
-from ivr.appkeys import PG_POOL, TRANSFER_DESK
-from ivr.time_budget import POOL_ACQUIRE_S
-from storage.transfers import load_transfer, transfer_events
+from ivr.appkeys import TRANSFER_DESK
 
 __all__ = ["create_transfer", "get_transfer", "transfer_event_stream"]
 
@@ -42,12 +40,7 @@ async def create_transfer(request: web.Request) -> web.Response:
 @requires("agent")
 async def get_transfer(request: web.Request) -> web.Response:
     """``GET /api/transfers/{id}``: status (the latest event) and every event so far."""
-    transfer_id = _transfer_id(request)
-    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
-        transfer = await load_transfer(conn, transfer_id)
-        if transfer is None:
-            raise api_error(404, "no such transfer")
-        events = await transfer_events(conn, transfer_id)
+    transfer, events = await request.config_dict[TRANSFER_DESK].load(request[TOKEN], _transfer_id(request))
     decisions = [e["detail"] for e in events if e["kind"] == "decision"]
     return web.json_response(
         {
@@ -68,9 +61,7 @@ async def get_transfer(request: web.Request) -> web.Response:
 async def transfer_event_stream(request: web.Request) -> web.StreamResponse:
     """``GET /api/transfers/{id}/events``: Server-Sent Events, past then live, until the end."""
     transfer_id = _transfer_id(request)
-    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
-        if await load_transfer(conn, transfer_id) is None:
-            raise api_error(404, "no such transfer")
+    await request.config_dict[TRANSFER_DESK].load(request[TOKEN], transfer_id)  # or 404
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )

@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler
 
 from ivr.call_control import CallControlError, CallControlFailure
 from ivr.identifiers import InvalidIdentifier
-from ivr.transfer_desk import Refusal, TransferRefused
+from ivr.transfer_desk import Refusal, TransferRefused, UnknownTransfer
 
 __all__ = ["api_error", "error_middleware"]
 
@@ -43,7 +43,13 @@ CALL_CONTROL_STATUS = {
     CallControlFailure.RATE_LIMITED: 503,
     CallControlFailure.UPSTREAM: 502,
 }
-REFUSAL_STATUS = {Refusal.INVALID: 422, Refusal.ALREADY_UNDER_WAY: 409, Refusal.CALL_NOT_MOVED: 502}
+REFUSAL_STATUS = {
+    Refusal.INVALID: 422,
+    Refusal.NOT_ALLOWED: 422,
+    Refusal.ALREADY_UNDER_WAY: 409,
+    Refusal.CALL_NOT_MOVED: 502,
+}
+DomainError = InvalidIdentifier | TransferRefused | CallControlError | UnknownTransfer
 
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.HTTPException:
@@ -52,17 +58,17 @@ def api_error(status: int, message: str, headers: dict[str, str] | None = None) 
     return error_class(text=json.dumps({"error": message}), content_type="application/json", headers=headers)
 
 
-def _status_of(exc: Exception) -> int | None:
+def _status_of(exc: DomainError) -> int:
     if isinstance(exc, InvalidIdentifier):
         return 400
+    if isinstance(exc, UnknownTransfer):
+        return 404
     if isinstance(exc, TransferRefused):
         cause = exc.__cause__
         if isinstance(cause, CallControlError):
             return CALL_CONTROL_STATUS[cause.failure]
         return REFUSAL_STATUS[exc.refusal]
-    if isinstance(exc, CallControlError):
-        return CALL_CONTROL_STATUS[exc.failure]
-    return None
+    return CALL_CONTROL_STATUS[exc.failure]
 
 
 @web.middleware
@@ -71,10 +77,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except web.HTTPException:
         raise
-    except (InvalidIdentifier, TransferRefused, CallControlError) as exc:
-        status = _status_of(exc)
-        assert status is not None
-        raise api_error(status, exc.message) from exc
+    except (InvalidIdentifier, TransferRefused, CallControlError, UnknownTransfer) as exc:
+        raise api_error(_status_of(exc), exc.message) from exc
     except Exception:
         log.exception("request_failed", path=request.path, method=request.method)
         return web.json_response({"error": "internal error"}, status=500)
