@@ -134,6 +134,10 @@ async def test_forms_without_the_csrf_token_are_refused(service, twilio, db) -> 
             token = csrf_of(await resp.text())
         async with browser.post(url, data={"status": "done", "note": "removed", "csrf": token}) as resp:
             assert resp.status == 200 and "removed" in await resp.text()
+        for odd in ("%C2%B2", "99999999999999999999", "1%0A"):  # "²", past a bigint, a newline
+            odd_url = f"{service.base_url}/staff/requests/{odd}/status"
+            async with browser.post(odd_url, data={"status": "done", "csrf": token}) as resp:
+                assert resp.status == 400, odd
     finally:
         await browser.close()
     assert await db.fetchval("SELECT status FROM request_events WHERE request_id = $1", request_id) == "done"

@@ -6,6 +6,7 @@ shows evidence writes the access log first, with the reason the staff member typ
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -148,8 +149,9 @@ async def requests_page(request: web.Request) -> web.Response:
 async def request_status(request: web.Request) -> web.Response:
     form = await request.post()
     status = str(form.get("status", ""))
-    if status not in REQUEST_STATUSES or not request.match_info["request_id"].isdigit():
-        raise web.HTTPBadRequest(text="unknown status")
+    # ASCII digits that fit a bigint: str.isdigit() also takes "²", which int() refuses.
+    if status not in REQUEST_STATUSES or not re.fullmatch(r"[0-9]{1,18}", request.match_info["request_id"]):
+        raise web.HTTPBadRequest(text="unknown status or request")
     async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn, chained(conn) as chain:
         await request_status_change(
             chain,
