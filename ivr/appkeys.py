@@ -19,6 +19,7 @@ from ivr.flow_catalog import FlowCatalog
 from ivr.ops.metrics import Metrics
 from ivr.settings import Settings
 from ivr.transfer_desk import TransferDesk
+from ivr.transfer_feed import TransferFeed
 from storage.migrator import Migration
 from storage.rate_limits import RateLimiter
 from storage.recordings import MediaStore
@@ -37,6 +38,7 @@ APPLIED_MIGRATIONS = web.AppKey("applied_migrations", list[Migration])
 RECORDING_FETCHER = web.AppKey("recording_fetcher", RecordingFetcher)
 CALL_CONTROL = web.AppKey("call_control", CallControl)
 TRANSFER_DESK = web.AppKey("transfer_desk", TransferDesk)
+TRANSFER_FEED = web.AppKey("transfer_feed", TransferFeed)  # live transfer news, one subscriber per process
 WEB_SESSIONS = web.AppKey("web_sessions", WebSessions)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 METRICS = web.AppKey("metrics", Metrics)

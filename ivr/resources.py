@@ -30,6 +30,7 @@ from ivr.flow_catalog import FlowCatalog, deployed_flows
 from ivr.ops.tasks import in_background
 from ivr.time_budget import CALL_LOCK_WAIT_S, QUERY_TIMEOUT_S, REDIS_CONNECTION_WAIT_S
 from ivr.transfer_desk import TransferDesk
+from ivr.transfer_feed import StreamLimits, transfer_feed
 from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
 from storage.postgres import as_service_role, check_service_role, connect, create_pool
@@ -185,21 +186,26 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def transfers_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Moving live calls through Twilio's REST API, and the agents' transfer desk."""
+    """Moving live calls through Twilio's REST API, the agents' transfer desk, and the
+    process's one subscriber to transfer news (its own Redis connection, not the pool's)."""
     settings = app[appkeys.SETTINGS]
     calls = CallControl(settings.twilio_account_sid, settings.auth_token, settings.twilio_api_base_url)
-    app[appkeys.CALL_CONTROL] = calls
-    app[appkeys.TRANSFER_DESK] = TransferDesk(
-        app[appkeys.PG_POOL],
-        app[appkeys.REDIS],
-        calls,
-        set(app[appkeys.FLOWS].deployed),
-        settings.base_url,
-        app[appkeys.METRICS],
-        settings.return_destinations,
-    )
+    limits = StreamLimits(settings.transfer_streams_per_token, settings.transfer_streams_per_process)
     try:
-        yield
+        async with transfer_feed(app[appkeys.REDIS_URL], limits) as feed:
+            app[appkeys.CALL_CONTROL] = calls
+            app[appkeys.TRANSFER_FEED] = feed
+            app[appkeys.TRANSFER_DESK] = TransferDesk(
+                app[appkeys.PG_POOL],
+                app[appkeys.REDIS],
+                calls,
+                set(app[appkeys.FLOWS].deployed),
+                settings.base_url,
+                app[appkeys.METRICS],
+                settings.return_destinations,
+                feed,
+            )
+            yield
     finally:
         await calls.close()
 

@@ -202,6 +202,10 @@ class Settings(BaseModel):
     transfer_return_destinations: Annotated[ReturnDestinations, BeforeValidator(_return_destinations)] = Field(
         default=ReturnDestinations(("client:*", "queue:*")), alias="TRANSFER_RETURN_DESTINATIONS"
     )
+    # Live transfer event streams one process serves at once, per token and in all. An
+    # agent's page needs one; streams hold no Redis connection, only a socket and a queue.
+    transfer_streams_per_token: int = Field(default=5, ge=1, le=1000, alias="TRANSFER_STREAMS_PER_TOKEN")
+    transfer_streams_per_process: int = Field(default=200, ge=1, le=10_000, alias="TRANSFER_STREAMS_PER_PROCESS")
     data_dir: Path = Field(default=Path("var"), alias="IVR_DATA_DIR")
     retention_days: int = Field(default=1826, ge=365, alias="RETENTION_DAYS")
     retention_periods: Annotated[dict[str, int], BeforeValidator(_retention_periods)] = Field(
@@ -270,6 +274,14 @@ class Settings(BaseModel):
     def _flows_dir_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
             raise ValueError("must be a directory of flow definitions (*.toml)")
+        return value
+
+    @field_validator("transfer_streams_per_process")
+    @classmethod
+    def _room_for_a_token(cls, value: int, info: ValidationInfo) -> int:
+        per_token = info.data.get("transfer_streams_per_token")
+        if per_token is not None and value < per_token:
+            raise ValueError(f"must be at least TRANSFER_STREAMS_PER_TOKEN ({per_token})")
         return value
 
     @model_validator(mode="after")

@@ -3,7 +3,7 @@
 News (started, each decision, returned / return_failed / abandoned / failed) is stored
 as chained ``transfer_events`` in the same transaction as the evidence it reports, and
 published on a Redis channel after the commit, so an agent's live view gets it from
-whichever process handled the webhook.
+whichever process handled the webhook (through that process's ``TransferFeed``).
 
 A transfer sends the caller back only to an allowed destination
 (``TRANSFER_RETURN_DESTINATIONS``), and is seen only by the token that started it and
@@ -12,13 +12,15 @@ by admins: to anyone else it does not exist (``UnknownTransfer``), so ids are no
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import structlog
 from redis.asyncio import Redis
 
 from flows.transfer_news import News
@@ -28,6 +30,7 @@ from ivr.destinations import ReturnDestinations, is_return_target
 from ivr.identifiers import is_call_sid
 from ivr.ops.metrics import Metrics
 from ivr.time_budget import POOL_ACQUIRE_S
+from ivr.transfer_feed import TRANSFER_CHANNEL, Signal, Subscription, TransferFeed
 from storage.ledger import Chain, chained
 from storage.postgres import Connection
 from storage.tokens import Token
@@ -41,9 +44,9 @@ from storage.transfers import (
     transfer_events,
 )
 
-__all__ = ["TRANSFER_CHANNEL", "Refusal", "TransferDesk", "TransferRefused", "UnknownTransfer", "may_see"]
+__all__ = ["Refusal", "TransferDesk", "TransferRefused", "UnknownTransfer", "may_see"]
 
-TRANSFER_CHANNEL = "ivr:transfer:{}"
+log = structlog.get_logger(__name__)
 
 
 class Refusal(StrEnum):
@@ -84,10 +87,11 @@ class TransferDesk:
         base_url: str,
         metrics: Metrics,
         destinations: ReturnDestinations,
+        feed: TransferFeed,
     ) -> None:
         self._pool, self._redis, self._calls = pool, redis, calls
         self._flows, self._base_url, self._metrics = flows, base_url.rstrip("/"), metrics
-        self._destinations = destinations
+        self._destinations, self._feed = destinations, feed
 
     async def start(self, token: Token, call_sid: str, flow_name: str, return_to: str) -> UUID:
         """Record the transfer, then have Twilio fetch the flow for the live call."""
@@ -139,6 +143,17 @@ class TransferDesk:
             transfer = await self._visible(conn, token, transfer_id)
             return transfer, await transfer_events(conn, transfer_id)
 
+    @contextlib.asynccontextmanager
+    async def follow(
+        self, token: Token, transfer_id: UUID, listening: Callable[[], bool], heartbeat_s: float
+    ) -> AsyncIterator[AsyncIterator[dict[str, Any] | None]]:
+        """A stream's slot in the feed (or StreamLimitReached), and its events: past then
+        live, until a final one (None: a heartbeat); they stop early if the feed ends them."""
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+            await self._visible(conn, token, transfer_id)
+        async with self._feed.subscribe(transfer_id, token.id, listening) as subscription:
+            yield self._events(subscription, heartbeat_s)
+
     @staticmethod
     async def _visible(conn: Connection, token: Token, transfer_id: UUID) -> Transfer:
         transfer = await load_transfer(conn, transfer_id)
@@ -146,27 +161,32 @@ class TransferDesk:
             raise UnknownTransfer
         return transfer
 
-    async def follow(self, transfer_id: UUID, heartbeat_s: float) -> AsyncIterator[dict[str, Any] | None]:
-        """Every event of the transfer, past then live, until a final one (None: a heartbeat)."""
-        async with self._redis.pubsub() as pubsub:
-            await pubsub.subscribe(TRANSFER_CHANNEL.format(transfer_id))  # before reading history: none lost
-            async with self._pool.acquire() as conn:
-                past = await transfer_events(conn, transfer_id)
-            seen = 0
-            for event in past:
-                seen = max(seen, event["id"])
-                yield event
-                if event["kind"] in FINAL_KINDS:
-                    return
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=heartbeat_s)
-                if message is None:
-                    yield None
-                    continue
-                event = json.loads(message["data"])
+    async def _events(self, subscription: Subscription, heartbeat_s: float) -> AsyncIterator[dict[str, Any] | None]:
+        seen = 0
+        while True:
+            delivery = await subscription.next(heartbeat_s)
+            if delivery is Signal.ENDED:
+                return
+            if delivery is Signal.HEARTBEAT:
+                yield None
+                continue
+            if delivery is Signal.RESYNC:
+                # Subscribed before this read: whatever is published from now on is queued.
+                try:
+                    batch = await self._history(subscription.transfer_id)
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("transfer_history_unavailable", error=type(exc).__name__)
+                    return  # the client reconnects and reads it then
+            else:
+                batch = [delivery]
+            for event in batch:
                 if event["id"] <= seen:
                     continue
                 seen = event["id"]
                 yield event
                 if event["kind"] in FINAL_KINDS:
                     return
+
+    async def _history(self, transfer_id: UUID) -> list[dict[str, Any]]:
+        async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+            return await transfer_events(conn, transfer_id)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
+from typing import Any
 from uuid import UUID
 
 from aiohttp import web
@@ -15,6 +19,9 @@ from ivr.appkeys import TRANSFER_DESK
 __all__ = ["create_transfer", "get_transfer", "transfer_event_stream"]
 
 HEARTBEAT_S = 15.0  # keeps proxies from closing an idle event stream
+# A client that takes this long to accept a few hundred bytes is not reading: its
+# stream is cut, so it cannot hold a slot (or a growing buffer) by never reading.
+SEND_TIMEOUT_S = 10.0
 
 
 @requires("agent")
@@ -59,21 +66,46 @@ async def get_transfer(request: web.Request) -> web.Response:
 
 @requires("agent")
 async def transfer_event_stream(request: web.Request) -> web.StreamResponse:
-    """``GET /api/transfers/{id}/events``: Server-Sent Events, past then live, until the end."""
-    transfer_id = _transfer_id(request)
-    await request.config_dict[TRANSFER_DESK].load(request[TOKEN], transfer_id)  # or 404
+    """``GET /api/transfers/{id}/events``: Server-Sent Events, past then live, until the end.
+
+    Ends early (the client reconnects) if the client falls behind or the server stops;
+    at once if the client goes away. Beyond the open streams allowed, 429.
+    """
+    desk = request.config_dict[TRANSFER_DESK]
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-    await response.prepare(request)
-    async for event in request.config_dict[TRANSFER_DESK].follow(transfer_id, HEARTBEAT_S):
-        if event is None:
-            await response.write(b": still here\n\n")
-            continue
-        data = json.dumps(event, default=str)
-        await response.write(f"id: {event['id']}\nevent: {event['kind']}\ndata: {data}\n\n".encode())
-    await response.write_eof()
+    async with desk.follow(
+        request[TOKEN], _transfer_id(request), functools.partial(_listening, request), HEARTBEAT_S
+    ) as events:
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionResetError):  # the client left: no one to tell
+            async for event in events:
+                await _send(request, response, _event_text(event))
+            await response.write_eof()
     return response
+
+
+def _event_text(event: dict[str, Any] | None) -> bytes:
+    if event is None:
+        return b": still here\n\n"
+    data = json.dumps(event, default=str)
+    return f"id: {event['id']}\nevent: {event['kind']}\ndata: {data}\n\n".encode()
+
+
+async def _send(request: web.Request, response: web.StreamResponse, text: bytes) -> None:
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            await response.write(text)
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("the client stopped reading its event stream") from None
+
+
+def _listening(request: web.Request) -> bool:
+    transport = request.transport  # None once the connection is lost
+    return transport is not None and not transport.is_closing()
 
 
 def _transfer_id(request: web.Request) -> UUID:

@@ -1,8 +1,8 @@
 """How the JSON door answers when something goes wrong: ``{"error": message}`` and a status.
 
 Services raise domain errors (``InvalidIdentifier``, ``TransferRefused``, …) that know
-nothing of HTTP; this module maps each to its status, once. Anything unexpected is a
-500 with no detail (the log has it).
+nothing of HTTP; this module maps each to its status (and headers: a refused event stream
+is told when to retry), once. Anything unexpected is a 500 with no detail (the log has it).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 from ivr.call_control import CallControlError, CallControlFailure
 from ivr.identifiers import InvalidIdentifier
 from ivr.transfer_desk import Refusal, TransferRefused, UnknownTransfer
+from ivr.transfer_feed import StreamLimitReached
 
 __all__ = ["api_error", "error_middleware"]
 
@@ -49,7 +50,7 @@ REFUSAL_STATUS = {
     Refusal.ALREADY_UNDER_WAY: 409,
     Refusal.CALL_NOT_MOVED: 502,
 }
-DomainError = InvalidIdentifier | TransferRefused | CallControlError | UnknownTransfer
+DomainError = InvalidIdentifier | TransferRefused | CallControlError | UnknownTransfer | StreamLimitReached
 
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.HTTPException:
@@ -63,6 +64,8 @@ def _status_of(exc: DomainError) -> int:
         return 400
     if isinstance(exc, UnknownTransfer):
         return 404
+    if isinstance(exc, StreamLimitReached):
+        return 429
     if isinstance(exc, TransferRefused):
         cause = exc.__cause__
         if isinstance(cause, CallControlError):
@@ -71,14 +74,20 @@ def _status_of(exc: DomainError) -> int:
     return CALL_CONTROL_STATUS[exc.failure]
 
 
+def _headers_of(exc: DomainError) -> dict[str, str] | None:
+    if isinstance(exc, StreamLimitReached):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException:
         raise
-    except (InvalidIdentifier, TransferRefused, CallControlError, UnknownTransfer) as exc:
-        raise api_error(_status_of(exc), exc.message) from exc
+    except (InvalidIdentifier, TransferRefused, CallControlError, UnknownTransfer, StreamLimitReached) as exc:
+        raise api_error(_status_of(exc), exc.message, headers=_headers_of(exc)) from exc
     except Exception:
         log.exception("request_failed", path=request.path, method=request.method)
         return web.json_response({"error": "internal error"}, status=500)
