@@ -203,8 +203,11 @@ async def test_only_live_agent_tokens_may_transfer(desk, http) -> None:
 async def test_the_agent_page_is_served(desk, http) -> None:
     async with http.get(f"{desk.base_url}/agent") as resp:
         page = await resp.text()
+    async with http.get(f"{desk.base_url}/assets/agent.js") as script:  # the page's own script
+        code = await script.text()
     assert resp.status == 200 and resp.content_type == "text/html"
-    assert 'id="call_sid"' in page and "/api/transfers" in page
+    assert 'id="call_sid"' in page and '<script src="/assets/agent.js"></script>' in page
+    assert script.status == 200 and "/api/transfers" in code
 
 
 async def test_live_events_reach_an_agent_connected_to_another_process(
