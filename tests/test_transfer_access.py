@@ -109,6 +109,18 @@ async def test_a_transfer_is_seen_only_by_its_token_and_by_admins(desk: Service,
     assert streams["owner"][0] == streams["admin"][0] == 200
     assert streams["owner"][1].startswith("id: ")
     assert hidden_stream == (404, '{"error": "no such transfer"}') == await stream_status(unknown, other)
+    async with desk.pool.acquire() as conn:  # every look was noted, the refused ones too
+        looks = await conn.fetch(
+            "SELECT actor, action FROM access_log WHERE target = $1 ORDER BY id", created["transfer_id"]
+        )
+    assert [(r["actor"], r["action"]) for r in looks] == [
+        ("olga", "transfer.read"),
+        ("root", "transfer.read"),
+        ("pete", "transfer.read"),
+        ("olga", "transfer.events"),
+        ("root", "transfer.events"),
+        ("pete", "transfer.events"),
+    ]
 
 
 def test_the_allow_list_is_a_validated_setting() -> None:

@@ -11,10 +11,11 @@ from uuid import UUID
 
 from aiohttp import web
 
+from ivr.access.audit import note_view, viewer_of
 from ivr.access.roles import requires
 from ivr.api.auth import TOKEN
 from ivr.api.errors import api_error
-from ivr.appkeys import TRANSFER_DESK
+from ivr.appkeys import PG_POOL, TRANSFER_DESK
 
 __all__ = ["create_transfer", "get_transfer", "transfer_event_stream"]
 
@@ -47,7 +48,9 @@ async def create_transfer(request: web.Request) -> web.Response:
 @requires("agent")
 async def get_transfer(request: web.Request) -> web.Response:
     """``GET /api/transfers/{id}``: status (the latest event) and every event so far."""
-    transfer, events = await request.config_dict[TRANSFER_DESK].load(request[TOKEN], _transfer_id(request))
+    transfer_id = _transfer_id(request)
+    await note_view(request.config_dict[PG_POOL], viewer_of(request), "transfer.read", str(transfer_id))
+    transfer, events = await request.config_dict[TRANSFER_DESK].load(request[TOKEN], transfer_id)
     decisions = [e["detail"] for e in events if e["kind"] == "decision"]
     return web.json_response(
         {
@@ -72,12 +75,13 @@ async def transfer_event_stream(request: web.Request) -> web.StreamResponse:
     at once if the client goes away. Beyond the open streams allowed, 429.
     """
     desk = request.config_dict[TRANSFER_DESK]
+    transfer_id = _transfer_id(request)
+    # A caller's decisions as they happen are evidence read: noted like any other look.
+    await note_view(request.config_dict[PG_POOL], viewer_of(request), "transfer.events", str(transfer_id))
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-    async with desk.follow(
-        request[TOKEN], _transfer_id(request), functools.partial(_listening, request), HEARTBEAT_S
-    ) as events:
+    async with desk.follow(request[TOKEN], transfer_id, functools.partial(_listening, request), HEARTBEAT_S) as events:
         await response.prepare(request)
         with contextlib.suppress(ConnectionResetError):  # the client left: no one to tell
             async for event in events:
