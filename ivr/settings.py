@@ -218,7 +218,7 @@ class Settings(BaseModel):
     # failures are remembered, storage.rate_limits.FAILURE_MEMORY_S, so the wait can build).
     login_free_failures: int = Field(default=3, ge=0, le=100, alias="LOGIN_FREE_FAILURES")
     login_max_delay_s: int = Field(default=900, ge=1, le=1800, alias="LOGIN_MAX_DELAY_S")
-    rate_limit_namespace: str = Field(default="", alias="RATE_LIMIT_NAMESPACE", pattern=r"^[A-Za-z0-9_-]{0,40}$")
+    rate_limit_namespace: str = Field(default="", alias="RATE_LIMIT_NAMESPACE", pattern=r"^[A-Za-z0-9_-]{0,40}\Z")
     controller_name: str = Field(default="One Stop VoIP LLC", alias="CONTROLLER_NAME")
     controller_contact: str = Field(default="info@onestopvoip.com", alias="CONTROLLER_CONTACT")
     controller_phone: str = Field(default="+18448800330", alias="CONTROLLER_PHONE")

@@ -95,3 +95,15 @@ def test_passwords_in_urls_never_show_in_repr_or_str() -> None:
         assert "secret" not in shown and "t" * 32 not in shown
         assert "postgresql://ivr_app:***@db.internal/ivr" in shown and "redis://:***@cache.internal" in shown
     assert settings.database_url == "postgresql://ivr_app:db-secret@db.internal/ivr"  # the value itself is intact
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TWILIO_ACCOUNT_SID", "AC" + "a" * 32 + "\n"),
+        ("RATE_LIMIT_NAMESPACE", "blue\n"),
+        ("TWILIO_WEBHOOK_SHARED_KEY_ID", "key\n"),
+    ],
+)
+def test_a_value_with_a_trailing_newline_is_refused(name: str, value: str) -> None:
+    assert any(name in problem for problem in problems(GOOD | {name: value}))
