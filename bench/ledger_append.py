@@ -3,12 +3,14 @@
     python bench/ledger_append.py [--dsn postgresql://postgres@127.0.0.1/postgres] [--events 2000]
 
 Creates a scratch database on the server (or an embedded Postgres without --dsn), migrates
-it (once as of migration 0015, once up to date, for a before/after of 0016's content-from-row
-chaining), then measures, per transaction, the time from calling ledger_append (which takes the
-lock) to the end of COMMIT (which releases it): that is the lock's hold time. It then
-runs 8 concurrent writers the old way (a transaction of four round trips) and the webhook
-way (one statement), and 200 webhooks at once through the service's group-commit appender,
-and prints their throughput and end-to-end latency.
+it (once as of migration 0021, once up to date, for a before/after of 0022's event outbox:
+a trigger on the ledger that writes an event for every decision), then measures, per
+transaction, the time from calling ledger_append (which takes the lock) to the end of
+COMMIT (which releases it): that is the lock's hold time. It then runs 8 concurrent writers
+the old way (a transaction of four round trips) and the webhook way (one statement), and
+200 webhooks at once through the service's group-commit appender, and prints their
+throughput and end-to-end latency. Every append on the webhook path is a decision's: a PIN
+check and the consent event it confirms (the second makes an event from 0022 on).
 """
 
 from __future__ import annotations
@@ -62,13 +64,59 @@ async def one_statement(pool: asyncpg.Pool, n: int) -> tuple[float, float]:
     """The webhook path: insert and chain in one statement, its own transaction."""
     async with pool.acquire() as conn:
         start = time.perf_counter()
-        await append(conn, [pin_check(n)])
+        await append(conn, decision(n))
         end = time.perf_counter()
     return (end - start) * 1000, 0.0
 
 
 def pin_check(n: int) -> EvidenceRow:
     return EvidenceRow("pin_checks", {"account_number": "90001", "call_sid": f"CA-bench-{n}", "ok": n % 2 == 0})
+
+
+BENCH_CALL = "CA" + "b" * 32
+BENCH_FLOW = "f" * 64
+
+
+def decision(n: int) -> list[EvidenceRow]:
+    """What a decision's webhook appends: the PIN check and the consent event (one revocation in four)."""
+    action = "revoke" if n % 4 == 0 else "grant"
+    consent = {
+        "call_sid": BENCH_CALL,
+        "seq": n,
+        "subject": f"+1415555{n % 10_000:04d}",
+        "purpose": "telemarketing",
+        "action": action,
+        "channel": "keypad",
+        "raw_digits": "221",
+        "caller_number": f"+1415555{n % 10_000:04d}",
+        "dialed_number": "+18005550100",
+        "identification": "ani",
+        "flow_name": "consent-line",
+        "flow_version": BENCH_FLOW,
+        "prompt_text": "To stop telemarketing calls, press 1.",
+        "lang": "en",
+        "idempotency_token": f"bench-{n}",
+        "honor_by": "2026-12-15" if action == "revoke" else None,
+    }
+    return [pin_check(n), EvidenceRow("consent_events", consent)]
+
+
+async def the_call(pool: asyncpg.Pool) -> None:
+    """The flow version and the call every benchmark decision belongs to."""
+    async with pool.acquire() as conn:
+        await append(
+            conn, [EvidenceRow("flow_versions", {"version": BENCH_FLOW, "name": "consent-line", "definition": {}})]
+        )
+        call = {
+            "call_sid": BENCH_CALL,
+            "account_sid": "AC" + "b" * 32,
+            "caller_number": "+14155550000",
+            "dialed_number": "+18005550100",
+            "direction": "inbound",
+            "flow_name": "consent-line",
+            "flow_version": BENCH_FLOW,
+        }
+        await append(conn, [EvidenceRow("calls", call)])
 
 
 async def concurrent(pool: asyncpg.Pool, events: int, label: str, write) -> float:
@@ -96,7 +144,7 @@ async def grouped(pool: asyncpg.Pool, events: int) -> float:
 
         async def webhook(n: int) -> None:
             start = time.perf_counter()
-            await writing.append([pin_check(n)])
+            await writing.append(decision(n))
             latencies.append((time.perf_counter() - start) * 1000)
 
         start = time.perf_counter()
@@ -111,19 +159,19 @@ async def grouped(pool: asyncpg.Pool, events: int) -> float:
         return len(latencies) / elapsed
 
 
-# The last schema in which ledger_append took the rows' content as text from its caller;
-# since 0016 it renders the content from the rows themselves (and the service logs in as
-# ivr_app). The webhook path (append_evidence) is compared on both, in this one run.
-BEFORE_ROW_CONTENT = 15
+# The last schema without the event outbox; since 0022 a trigger on the ledger writes an
+# event for every decision, request and request status change, in the same transaction.
+# The webhook path (append_evidence) is compared on both, in this one run.
+BEFORE_OUTBOX = 21
 
 
 async def bench(dsn: str, events: int, *, through: int | None = None) -> dict[str, float]:
     owner = await connect(dsn)
     await apply_migrations(owner, through=through)
     await owner.close()
-    login = dsn if through is not None else as_service_role(dsn)  # before 0016 ivr_app had no login
-    pool = await create_pool(login, command_timeout_s=QUERY_TIMEOUT_S, min_size=8, max_size=8)
+    pool = await create_pool(as_service_role(dsn), command_timeout_s=QUERY_TIMEOUT_S, min_size=8, max_size=8)
     try:
+        await the_call(pool)
         figures = {}
         if through is None:
             solo = [await one(pool, n) for n in range(events)]
@@ -152,7 +200,7 @@ async def main() -> None:
         admin = await asyncpg.connect(server)
         figures = {}
         try:
-            for label, through in (("before", BEFORE_ROW_CONTENT), ("after", None)):
+            for label, through in (("before", BEFORE_OUTBOX), ("after", None)):
                 name = "ivr_bench_" + secrets.token_hex(4)
                 await admin.execute(f'CREATE DATABASE "{name}"')
                 try:

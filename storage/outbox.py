@@ -1,0 +1,80 @@
+"""The transactional outbox: the events that decisions, requests and their changes made.
+
+Migration 0022 writes them (a trigger on the ledger, in the evidence's own transaction);
+this module only reads them. An event's id is its ledger entry, ``evt_<seq>``: the same
+for every delivery of it, so receivers de-duplicate on it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+from storage.postgres import Connection
+
+__all__ = ["Event", "EventType", "event_by_id", "event_id", "events_after", "seq_of"]
+
+_EVENT_ID = re.compile(r"evt_([1-9][0-9]{0,17})\Z")
+
+
+class EventType(StrEnum):
+    """What happened; a change a receiver could misread gets a new type, never a new meaning."""
+
+    CONSENT_GRANTED = "consent.granted"
+    CONSENT_REVOKED = "consent.revoked"
+    REQUEST_OPENED = "request.opened"
+    REQUEST_STATUS_CHANGED = "request.status_changed"
+    # Emitted when the 30-day CPNI opt-out clock runs out: not made yet (docs/integrations.md).
+    CPNI_DEEMED_GRANTED = "cpni.deemed_granted"
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    type: str
+    ordering_key: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return event_id(self.seq)
+
+
+def event_id(seq: int) -> str:
+    return f"evt_{seq}"
+
+
+def seq_of(text: str) -> int | None:
+    """``evt_123`` -> 123; anything else (or a number no bigint holds) -> None."""
+    match = _EVENT_ID.match(text)
+    return int(match[1]) if match else None
+
+
+async def event_by_id(conn: Connection, seq: int) -> Event | None:
+    row = await conn.fetchrow("SELECT * FROM events WHERE seq = $1", seq)
+    return _event(row) if row else None
+
+
+async def events_after(conn: Connection, after_seq: int, limit: int, subject: str | None = None) -> list[Event]:
+    """Events in ledger order after ``after_seq`` (those reaching ``subject``, if given)."""
+    rows = await conn.fetch(
+        """
+        SELECT * FROM events
+        WHERE seq > $1 AND ($3::text IS NULL OR data -> 'reaches' ? $3 OR data ->> 'subject' = $3)
+        ORDER BY seq LIMIT $2
+        """,
+        after_seq,
+        limit,
+        subject,
+    )
+    return [_event(r) for r in rows]
+
+
+def _event(row: asyncpg.Record) -> Event:
+    return Event(row["seq"], row["type"], row["ordering_key"], row["occurred_at"], row["data"])
