@@ -110,3 +110,13 @@ async def spawn_ivr(*args: str, env: dict[str, str], quiet: bool = False) -> asy
     out = asyncio.subprocess.DEVNULL if quiet else asyncio.subprocess.PIPE
     err = asyncio.subprocess.DEVNULL if quiet else asyncio.subprocess.STDOUT
     return await asyncio.create_subprocess_exec(sys.executable, "-m", "ivr", *args, env=env, stdout=out, stderr=err)
+
+
+async def run_verify_py(folder, *args: str) -> tuple[int, str]:
+    """``python3 verify.py …`` in ``folder``, as an auditor runs it: isolated, no site-packages."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-I", "-S", "verify.py", *args,
+        cwd=folder, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()

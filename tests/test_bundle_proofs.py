@@ -3,12 +3,10 @@ time-stamp and media (issue 15, attack 5); every byte of it matters."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import secrets
 import shutil
-import sys
 import zipfile
 from pathlib import Path
 
@@ -21,20 +19,10 @@ from storage.customers import Customer
 from tests.conftest import AUTH_TOKEN, CUSTOMER_PIN, running_service
 from tests.fake_tsa import local_tsa, openssl_available
 from tests.fake_twilio import FakeTwilio, new_caller
-from tests.helpers import store_customer, token_for
+from tests.helpers import run_verify_py, store_customer, token_for
 from tests.test_recording_fetch import FAST, media_server, record_a_statement, wait_for_status  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not openssl_available(), reason="openssl is needed for the local TSA")
-
-
-async def run_verify(folder: Path, *args: str) -> tuple[int, str]:
-    """``python3 verify.py`` in the bundle, as an auditor runs it: isolated, no site-packages."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", "-S", "verify.py", *args,
-        cwd=folder, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode()
 
 
 @pytest.fixture
@@ -72,7 +60,7 @@ async def test_the_bundle_verifies_offline_with_the_kept_key_unzipped_or_zipped(
     assert {"calls", "keypresses", "consent_events", "recording_media", "flow_versions"} <= kinds
     assert all(e["proof"] for e in proofs["entries"])  # a tree of more than one leaf
 
-    code, out = await run_verify(folder, "--public-key", public_key)
+    code, out = await run_verify_py(folder, "--public-key", public_key)
     assert code == 0, out
     assert out.startswith("verified: ") and out.count("\n") == 1
     assert f"{len(proofs['entries'])} records of call {proofs['call_sid']}" in out
@@ -80,14 +68,14 @@ async def test_the_bundle_verifies_offline_with_the_kept_key_unzipped_or_zipped(
 
     zipped = tmp_path / "evidence.zip"
     zipped.write_bytes(body)
-    code, out = await run_verify(folder, str(zipped))
+    code, out = await run_verify_py(folder, str(zipped))
     assert code == 0 and "from the bundle" in out, out
 
 
 async def test_another_key_is_refused(bundle) -> None:
     folder, _, _ = bundle
     other = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="  # RFC 8032's first test key
-    code, out = await run_verify(folder, "--public-key", other)
+    code, out = await run_verify_py(folder, "--public-key", other)
     assert code == 1
     assert "FAILED: checkpoint.json: signed by key" in out and "the signature does not verify" in out
 
@@ -105,7 +93,7 @@ async def test_one_flipped_byte_anywhere_in_any_file_fails(bundle, tmp_path) -> 
             data = bytearray((copy / name).read_bytes())
             data[at] ^= 0x01
             (copy / name).write_bytes(bytes(data))
-            code, out = await run_verify(copy, "--public-key", public_key)
+            code, out = await run_verify_py(copy, "--public-key", public_key)
             if code == 0:
                 survived.append(f"{name}@{at}: {out}")
             shutil.rmtree(copy)
@@ -117,5 +105,5 @@ async def test_a_record_left_out_of_the_proofs_is_caught_in_the_story(bundle) ->
     proofs = json.loads((folder / "proofs.json").read_text())
     proofs["entries"] = [e for e in proofs["entries"] if e["kind"] != "consent_events"]
     (folder / "proofs.json").write_text(json.dumps(proofs))
-    code, out = await run_verify(folder, "--public-key", public_key)
+    code, out = await run_verify_py(folder, "--public-key", public_key)
     assert code == 1 and "evidence.json: entry #" in out and "is not shown as proven" in out

@@ -6,21 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from ivr.evidence.bundle_proofs import VERIFIER
-from tests.helpers import make_calls
+from tests.helpers import make_calls, run_verify_py
 from tests.test_checkpoints import cli, origin_of
-
-
-async def verify_py(folder: Path, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", "-S", "verify.py", *args,
-        cwd=folder, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode()
 
 
 async def test_a_later_checkpoint_is_proved_to_extend_a_kept_one(own_storage, http, tmp_path) -> None:
@@ -38,18 +28,18 @@ async def test_a_later_checkpoint_is_proved_to_extend_a_kept_one(own_storage, ht
     assert statement["old"]["root_hash"] == first["root_hash"] and statement["new"]["tree_size"] > first["tree_size"]
     shutil.copy(VERIFIER, tmp_path / "verify.py")
 
-    code, out = await verify_py(tmp_path, "--consistency", "c.json", "--public-key", key)
+    code, out = await run_verify_py(tmp_path, "--consistency", "c.json", "--public-key", key)
     assert code == 0, out
     assert out.startswith(f"verified: ledger {first['origin']}'s {statement['new']['tree_size']:,} entries")
 
     bent = statement | {"proof": [statement["proof"][0][::-1], *statement["proof"][1:]]}
     (tmp_path / "bent.json").write_text(json.dumps(bent))
-    code, out = await verify_py(tmp_path, "--consistency", "bent.json", "--public-key", key)
+    code, out = await run_verify_py(tmp_path, "--consistency", "bent.json", "--public-key", key)
     assert code == 1 and "does not begin with the one at" in out
 
     forged = statement | {"old": statement["old"] | {"root_hash": "0" * 64}}
     (tmp_path / "forged.json").write_text(json.dumps(forged))
-    code, out = await verify_py(tmp_path, "--consistency", "forged.json", "--public-key", key)
+    code, out = await run_verify_py(tmp_path, "--consistency", "forged.json", "--public-key", key)
     assert code == 1 and "old checkpoint" in out and "signature does not verify" in out
 
 
