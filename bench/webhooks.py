@@ -45,7 +45,10 @@ from storage.embedded import embedded_postgres, embedded_redis  # noqa: E402
 from storage.keys import CALL_SESSION_TTL_S  # noqa: E402
 
 TOKEN = "bench-" + secrets.token_hex(8)
-FORM = "AccountSid=AC0&CallSid=CA00000000000000000000000000000000&Digits=1&From=%2B14155550100&To=%2B18005550199"
+FORM = (
+    "AccountSid=AC00000000000000000000000000000000&CallSid=CA00000000000000000000000000000000"
+    "&Digits=1&From=%2B14155550100&To=%2B18005550199"
+)
 WRK_SCRIPT = (
     f'wrk.method = "POST"\nwrk.body = "{FORM}"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
 )

@@ -26,7 +26,7 @@ __all__ = [
 # Twilio SIDs: a two-letter kind and 32 hex digits.
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}\Z")
 RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}\Z")
-ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
+ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}\Z")  # Twilio writes them in lowercase
 E164 = re.compile(r"^\+[1-9]\d{6,14}\Z")
 # The customer directory's account numbers: digits only, as billing systems print them.
 ACCOUNT_NUMBER = re.compile(r"^\d{4,20}\Z")

@@ -25,6 +25,7 @@ from ivr.call_control import CallControl
 from ivr.evidence.call_evidence import CallEvidence
 from ivr.evidence.checkpoints import Checkpointer, CheckpointStore, load_signer
 from ivr.evidence.recording_fetcher import FetchPolicy, RecordingFetcher
+from ivr.evidence.recording_keys import recording_store
 from ivr.evidence.timestamps import Timestamper
 from ivr.flow_catalog import FlowCatalog, deployed_flows
 from ivr.ops.tasks import in_background
@@ -35,7 +36,7 @@ from storage.embedded import embedded_postgres, embedded_redis
 from storage.migrator import apply_migrations
 from storage.postgres import as_service_role, check_service_role, connect, create_pool
 from storage.rate_limits import RateLimiter
-from storage.recordings import MediaStore, media_store
+from storage.recordings import MediaStore
 from storage.sessions import CallSessions
 from storage.web_sessions import WebSessions
 
@@ -163,12 +164,13 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     """The background worker that fetches and keeps recordings (one per process)."""
     settings = app[appkeys.SETTINGS]
-    store: MediaStore = media_store(settings.recording_store, settings.data_dir)
+    store: MediaStore = recording_store(settings)  # sealing with RECORDING_KEY (or the key file)
     policy = FetchPolicy(
         settings.recording_fetch_timeout_s,
         settings.recording_retry_base_s,
         settings.recording_max_attempts,
         settings.recording_callback_grace_s,
+        settings.recording_max_bytes,
     )
     async with aiohttp.ClientSession() as http:
         fetcher = RecordingFetcher(

@@ -117,6 +117,68 @@ def _signing_seed(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def _twilio_api_base(value: str) -> str:
+    """Twilio's API gets our credentials: https only, but for a fake on this host (tests)."""
+    parts = urlsplit(value)
+    if parts.scheme != "https" and not _is_loopback(parts.hostname or ""):
+        raise ValueError("must be an https:// URL (http:// only to a loopback host, such as a local test fake)")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+RECORDING_KEY_BYTES = 32  # AES-256
+
+
+def _recording_key_bytes(text: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        raise ValueError("must be base64 (of a 32-byte AES-256 key)") from None
+    if len(key) != RECORDING_KEY_BYTES:
+        raise ValueError(f"must be the base64 of exactly {RECORDING_KEY_BYTES} bytes (an AES-256 key), not {len(key)}")
+    return key
+
+
+def _recording_key(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        _recording_key_bytes(value.get_secret_value())
+    return value
+
+
+def _recording_keys(value: SecretStr | None) -> SecretStr | None:
+    """Base64 AES-256 keys separated by commas."""
+    if value is None:
+        return value
+    for number, part in enumerate((p for p in value.get_secret_value().split(",") if p.strip()), start=1):
+        try:
+            _recording_key_bytes(part)
+        except ValueError as exc:
+            raise ValueError(f"key {number}: {exc}") from None
+    return value
+
+
+def _recording_key_file(value: Path | None) -> Path | None:
+    """The current key's file; every other ``*.key`` beside it is an older key: all must be keys."""
+    if value is None:
+        return value
+    for path in [value, *(p for p in sorted(value.parent.glob("*.key")) if p != value)]:
+        try:
+            _recording_key_bytes(path.read_text())
+        except OSError as exc:
+            raise ValueError(f"{path} cannot be read ({exc.strerror})") from None
+        except ValueError as exc:
+            raise ValueError(f"{path} {exc}") from None
+    return value
+
+
 def _time_zone(value: object) -> object:
     """``America/New_York`` -> the IANA time zone (its rules, daylight saving included)."""
     if not isinstance(value, str):
@@ -191,7 +253,7 @@ class Settings(BaseModel):
     )
     twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID", pattern=ACCOUNT_SID.pattern)
     public_base_url: Annotated[str | None, AfterValidator(_base_url)] = Field(default=None, alias="PUBLIC_BASE_URL")
-    twilio_api_base_url: Annotated[str, AfterValidator(_base_url)] = Field(
+    twilio_api_base_url: Annotated[str, AfterValidator(_base_url), AfterValidator(_twilio_api_base)] = Field(
         default=DEFAULT_TWILIO_API_BASE_URL, alias="TWILIO_API_BASE_URL"
     )
     agent_target: Annotated[str, AfterValidator(_connect_target)] = Field(default="queue:agents", alias="AGENT_TARGET")
@@ -232,6 +294,22 @@ class Settings(BaseModel):
     recording_retry_base_s: float = Field(default=15.0, gt=0, alias="RECORDING_RETRY_BASE_S")
     recording_max_attempts: int = Field(default=8, ge=1, alias="RECORDING_MAX_ATTEMPTS")
     recording_callback_grace_s: float = Field(default=600.0, gt=0, alias="RECORDING_CALLBACK_GRACE_S")
+    # The largest recording kept, in bytes: a body beyond it is cut off and the fetch fails.
+    # 50 MiB is about 54 minutes of Twilio's 8 kHz mono WAV.
+    recording_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, alias="RECORDING_MAX_BYTES")
+    # Recordings are sealed at rest (storage/sealed_media.py) with this master key, base64
+    # of 32 bytes; or the one in RECORDING_KEY_FILE, whose sibling *.key files are older
+    # keys; neither: one is generated under IVR_DATA_DIR/recording-keys. Older keys in
+    # RECORDING_OLD_KEYS (comma-separated) only open what they sealed.
+    recording_key: Annotated[SecretStr | None, AfterValidator(_recording_key)] = Field(
+        default=None, alias="RECORDING_KEY"
+    )
+    recording_key_file: Annotated[Path | None, AfterValidator(_recording_key_file)] = Field(
+        default=None, alias="RECORDING_KEY_FILE"
+    )
+    recording_old_keys: Annotated[SecretStr | None, AfterValidator(_recording_keys)] = Field(
+        default=None, alias="RECORDING_OLD_KEYS"
+    )
     flows_dir: Path | None = Field(default=None, alias="IVR_FLOWS_DIR")
     number_flows: Annotated[dict[str, str], BeforeValidator(_number_flows)] = Field(
         default_factory=dict, alias="IVR_NUMBER_FLOWS"
@@ -274,6 +352,13 @@ class Settings(BaseModel):
     def _flows_dir_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
             raise ValueError("must be a directory of flow definitions (*.toml)")
+        return value
+
+    @field_validator("recording_key_file")
+    @classmethod
+    def _one_current_recording_key(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and info.data.get("recording_key") is not None:
+            raise ValueError("set RECORDING_KEY or RECORDING_KEY_FILE, not both (which would seal?)")
         return value
 
     @field_validator("transfer_streams_per_process")

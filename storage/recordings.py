@@ -1,9 +1,17 @@
-"""Keeping recordings: the fetch work queue, the media stores, and the chained media record."""
+"""Keeping recordings: the fetch work queue, the media stores, and the chained media record.
+
+Both stores keep recordings sealed (``storage.sealed_media``); recordings kept before
+sealing existed stay readable as they are. What is chained is always the SHA-256 of the
+audio itself, so sealing changes nothing an auditor checks.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +21,7 @@ import asyncpg
 
 from storage.ledger import Chain
 from storage.postgres import Connection
+from storage.sealed_media import RecordingKeys, SealBroken, UnknownRecordingKey, seal, unseal
 
 __all__ = [
     "DirectoryStore",
@@ -20,17 +29,28 @@ __all__ = [
     "MediaStore",
     "MediaTampered",
     "PostgresStore",
+    "UnknownRecordingKey",
     "claim_due",
     "enqueue_fetch",
     "enqueue_unannounced",
     "fetch_failed",
     "fetch_status",
     "genuine_media",
+    "is_audio_type",
     "keep_media",
     "media_store",
     "next_due",
     "pending_fetches",
 ]
+
+
+# Only audio is kept: what is kept is played back to staff under its content type.
+_AUDIO_TYPE = re.compile(r"^audio/[a-z0-9][a-z0-9.+-]{0,63}\Z")
+
+
+def is_audio_type(content_type: str) -> bool:
+    """``audio/x-wav``, ``audio/mpeg``…: an audio type, plainly written (fit for a header)."""
+    return _AUDIO_TYPE.match(content_type) is not None
 
 
 @dataclass(frozen=True)
@@ -42,7 +62,11 @@ class Fetch:
 
 
 class MediaStore(Protocol):
-    """Where recording bytes live. ``put`` runs inside the transaction that chains them."""
+    """Where recording bytes live. ``put`` runs inside the transaction that chains them.
+
+    ``get`` hands back the audio as it was fetched, or raises ``UnknownRecordingKey``
+    (sealed with a key not held) or ``SealBroken`` (the sealed bytes were changed).
+    """
 
     name: str
 
@@ -52,46 +76,84 @@ class MediaStore(Protocol):
 
 
 class PostgresStore:
+    """``recording_blobs``: the sealed bytes and the id of the key that sealed them
+    (NULL: a recording kept in clear before sealing existed)."""
+
     name = "postgres"
+
+    def __init__(self, keys: RecordingKeys) -> None:
+        self._keys = keys
 
     async def put(self, conn: Connection, recording_sid: str, media: bytes) -> None:
         await conn.execute(
-            "INSERT INTO recording_blobs (recording_sid, media) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            "INSERT INTO recording_blobs (recording_sid, media, key_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             recording_sid,
-            media,
+            await asyncio.to_thread(seal, self._keys, recording_sid, media),  # tens of MB: off the loop
+            self._keys.current_id,
         )
 
     async def get(self, conn: Connection, recording_sid: str) -> bytes | None:
-        media: bytes | None = await conn.fetchval(
-            "SELECT media FROM recording_blobs WHERE recording_sid = $1", recording_sid
-        )
-        return media
+        row = await conn.fetchrow("SELECT media, key_id FROM recording_blobs WHERE recording_sid = $1", recording_sid)
+        if row is None:
+            return None
+        if row["key_id"] is None:
+            return bytes(row["media"])
+        return await asyncio.to_thread(unseal, self._keys, recording_sid, row["media"], expected_key_id=row["key_id"])
 
 
 class DirectoryStore:
-    """Files under a directory (e.g. ``IVR_DATA_DIR/recordings``), written once, never replaced."""
+    """Files under a directory (e.g. ``IVR_DATA_DIR/recordings``), written once, never replaced.
+
+    ``SID.sealed`` (mode 0600, in a 0700 directory); ``SID.wav`` is a recording kept in
+    clear before sealing existed, still read.
+    """
 
     name = "directory"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keys: RecordingKeys) -> None:
         self.root = root
+        self._keys = keys
 
-    def _path(self, recording_sid: str) -> Path:
+    def sealed_path(self, recording_sid: str) -> Path:
+        return self.root / f"{recording_sid}.sealed"
+
+    def _clear_path(self, recording_sid: str) -> Path:
         return self.root / f"{recording_sid}.wav"
 
     async def put(self, conn: Connection, recording_sid: str, media: bytes) -> None:
-        await asyncio.to_thread(self._write, self._path(recording_sid), media)
+        sealed = await asyncio.to_thread(seal, self._keys, recording_sid, media)
+        await asyncio.to_thread(self._write, self.sealed_path(recording_sid), sealed)
 
     async def get(self, conn: Connection, recording_sid: str) -> bytes | None:
-        path = self._path(recording_sid)
-        return await asyncio.to_thread(path.read_bytes) if path.exists() else None
+        sealed = await asyncio.to_thread(_read_if_there, self.sealed_path(recording_sid))
+        if sealed is not None:
+            return await asyncio.to_thread(unseal, self._keys, recording_sid, sealed)
+        return await asyncio.to_thread(_read_if_there, self._clear_path(recording_sid))
+
+    def secure(self) -> None:
+        """The directory made (or kept) 0700: no other user reaches any file in it, old ones included."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # mkdir's mode is cut by the umask, and an older directory was 0755
 
     def _write(self, path: Path, media: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            partial = path.with_suffix(".partial")
-            partial.write_bytes(media)
-            partial.rename(path)
+        self.secure()
+        if path.exists():
+            return
+        partial = path.with_suffix(".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a partial file left by an older version may be 0644
+        with os.fdopen(fd, "wb") as out:
+            out.write(media)
+            out.flush()
+            os.fsync(out.fileno())  # chained on commit: the bytes must outlive a crash right after
+        partial.rename(path)
+
+
+def _read_if_there(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 class MediaTampered(Exception):
@@ -105,14 +167,20 @@ class MediaTampered(Exception):
 async def genuine_media(conn: Connection, store: MediaStore, recording_sid: str) -> tuple[bytes, str] | None:
     """A fetched recording's bytes and content type, once they match their chained SHA-256.
 
-    None if it has not been fetched yet; ``MediaTampered`` if the bytes were swapped: they
-    are never handed out as the evidence.
+    None if it has not been fetched yet; ``MediaTampered`` if the bytes were swapped (or
+    their seal broken): they are never handed out as the evidence; ``UnknownRecordingKey``
+    if they were sealed with a key this process does not hold.
     """
     row = await conn.fetchrow(
         "SELECT sha256, content_type FROM recording_media WHERE recording_sid = $1", recording_sid
     )
-    media = await store.get(conn, recording_sid) if row is not None else None
-    if row is None or media is None:
+    if row is None:
+        return None
+    try:
+        media = await store.get(conn, recording_sid)
+    except SealBroken as exc:
+        raise MediaTampered(recording_sid, row["sha256"], exc.stored_sha256) from exc
+    if media is None:
         return None
     actual = hashlib.sha256(media).hexdigest()
     if actual != row["sha256"]:
@@ -120,9 +188,17 @@ async def genuine_media(conn: Connection, store: MediaStore, recording_sid: str)
     return media, str(row["content_type"])
 
 
-def media_store(kind: str, data_dir: Path) -> MediaStore:
-    """The store RECORDING_STORE names: ``directory`` (under ``data_dir/recordings``) or ``postgres``."""
-    return DirectoryStore(data_dir / "recordings") if kind == "directory" else PostgresStore()
+def media_store(kind: str, data_dir: Path, keys: RecordingKeys) -> MediaStore:
+    """The store RECORDING_STORE names: ``directory`` (under ``data_dir/recordings``) or
+    ``postgres``, sealing with ``keys``."""
+    if kind != "directory":
+        return PostgresStore(keys)
+    store = DirectoryStore(data_dir / "recordings", keys)
+    # Older files (0644) are out of other users' reach from start-up on, not from the next
+    # write; an auditor's ``ivr verify`` may read the directory without owning it.
+    with contextlib.suppress(PermissionError):
+        store.secure()
+    return store
 
 
 async def enqueue_fetch(conn: Connection, recording_sid: str, call_sid: str, account_sid: str) -> None:
@@ -179,6 +255,8 @@ async def claim_due(conn: Connection, limit: int, lease_s: float) -> list[Fetch]
 
 async def keep_media(chain: Chain, store: MediaStore, fetch: Fetch, media: bytes, content_type: str) -> str:
     """Store the bytes, chain their SHA-256 and size, close the fetch. Returns the SHA-256."""
+    if not is_audio_type(content_type):
+        raise ValueError(f"recording {fetch.recording_sid}: {content_type[:80]!r} is not audio, not kept")
     digest = hashlib.sha256(media).hexdigest()
     await store.put(chain.conn, fetch.recording_sid, media)
     await chain.insert(

@@ -31,6 +31,7 @@ from storage.merkle import Frontier, leaf_data, leaf_hash
 from storage.postgres import Connection
 from storage.recordings import MediaStore
 from storage.retention_audit import SignedTime, recheck_retention
+from storage.sealed_media import SealBroken, UnknownRecordingKey
 from storage.tree_heads import TreeHead
 
 __all__ = ["EVIDENCE_TABLES", "Break", "Head", "KeptCheckpoint", "Report", "ledger_head", "verify_ledger"]
@@ -169,12 +170,20 @@ async def verify_ledger(
 
 
 async def _rehash_media(conn: Connection, store: MediaStore) -> tuple[list[Break], int]:
-    """Each kept recording's bytes, one at a time, against the SHA-256 chained when it was fetched."""
+    """Each kept recording's audio (opened, if sealed), one at a time, against the SHA-256
+    chained when it was fetched."""
     breaks, checked = [], 0
     rows = await conn.fetch("SELECT id, recording_sid, sha256 FROM recording_media ORDER BY id")
     for row in rows:
-        audio = await store.get(conn, row["recording_sid"])
         checked += 1
+        try:
+            audio = await store.get(conn, row["recording_sid"])
+        except UnknownRecordingKey as exc:  # not proof of tampering, but nothing checked either
+            breaks.append(Break("unreadable", None, "recording_media", row["id"], str(exc)))
+            continue
+        except SealBroken as exc:
+            breaks.append(Break("swapped", None, "recording_media", row["id"], str(exc)))
+            continue
         if audio is None:
             detail = f"recording {row['recording_sid']}: its bytes are gone from the {store.name} store"
             breaks.append(Break("missing", None, "recording_media", row["id"], detail))

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 
+from ivr import appkeys
 from tests.conftest import AUTH_TOKEN, CUSTOMER_PIN, Storage, running_service
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
 from tests.helpers import token_for
@@ -27,12 +28,19 @@ FAST = {
 
 @dataclass
 class MediaServer:
-    """Twilio's Recordings endpoint: each recording answers from a script, then with its bytes."""
+    """Twilio's Recordings endpoint: each recording answers from a script, then with its bytes.
+
+    A script's steps: a status code; ``slow``; ``redirect`` (302 to ``/internal-only`` on
+    this same origin, whose visitors are counted); ``html`` (a page with a script, 200);
+    ``big`` (audio of ``big_bytes``, chunked, no length said) and ``big-announced`` (with it).
+    """
 
     url: str = ""
     scripts: dict[str, list[str]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     media: dict[str, bytes] = field(default_factory=dict)
+    internal_hits: list[str] = field(default_factory=list)  # the Authorization each visitor sent
+    big_bytes: int = 10_000
 
     def bytes_for(self, sid: str) -> bytes:
         return self.media.setdefault(sid, b"RIFF" + secrets.token_bytes(2048))
@@ -48,7 +56,29 @@ class MediaServer:
             await asyncio.sleep(2)
         if step.isdigit():
             return web.Response(status=int(step))
+        if step == "redirect":
+            raise web.HTTPFound("/internal-only?leak=1")
+        if step == "html":
+            return web.Response(text="<script>alert(document.cookie)</script>", content_type="text/html")
+        if step.startswith("big"):
+            return await self._big(request, announced=step == "big-announced")
         return web.Response(body=self.bytes_for(sid), content_type="audio/x-wav")
+
+    async def _big(self, request: web.Request, *, announced: bool) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "audio/x-wav"})
+        if announced:
+            resp.content_length = self.big_bytes
+        else:
+            resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for start in range(0, self.big_bytes, 1000):
+            await resp.write(b"\0" * min(1000, self.big_bytes - start))
+        await resp.write_eof()
+        return resp
+
+    async def internal_only(self, request: web.Request) -> web.Response:
+        self.internal_hits.append(request.headers.get("Authorization", ""))
+        return web.Response(body=b"RIFF" + b"secret internal data", content_type="audio/x-wav")
 
 
 @pytest.fixture
@@ -56,6 +86,7 @@ async def media_server() -> AsyncIterator[MediaServer]:
     server = MediaServer()
     app = web.Application()
     app.router.add_get("/2010-04-01/Accounts/{account}/Recordings/{sid}.wav", server.handle)
+    app.router.add_get("/internal-only", server.internal_only)
     runner = web.AppRunner(app)
     await runner.setup()
     port = unused_port()
@@ -97,7 +128,9 @@ async def fetching(storage: Storage, media_server: MediaServer, http) -> AsyncIt
         yield FakeTwilio(http, running.base_url, AUTH_TOKEN)
 
 
-async def test_a_completed_recording_is_fetched_kept_and_its_hash_chained(fetching, media_server, customer, db) -> None:
+async def test_a_completed_recording_is_fetched_kept_and_its_hash_chained(
+    fetching, media_server, customer, db, service
+) -> None:
     sid = await record_a_statement(fetching, customer)
     row = await wait_for_status(db, sid, "fetched")
 
@@ -107,7 +140,9 @@ async def test_a_completed_recording_is_fetched_kept_and_its_hash_chained(fetchi
         len(media),
         "postgres",
     )
-    assert await db.fetchval("SELECT media FROM recording_blobs WHERE recording_sid = $1", sid) == media
+    blob = await db.fetchrow("SELECT media, key_id FROM recording_blobs WHERE recording_sid = $1", sid)
+    assert blob["key_id"] is not None and media[:16] not in blob["media"]  # sealed at rest
+    assert await service.app[appkeys.MEDIA_STORE].get(db, sid) == media  # and opens to the audio itself
     media_id = await db.fetchval("SELECT id FROM recording_media WHERE recording_sid = $1", sid)
     assert (
         await db.fetchval("SELECT count(*) FROM ledger WHERE kind = 'recording_media' AND ref_id = $1", media_id) == 1
@@ -188,7 +223,9 @@ async def test_recordings_can_be_kept_in_a_directory(storage, media_server, cust
 
     assert played == media_server.bytes_for(sid)  # playback reads the directory too
     assert row["stored_in"] == "directory"
-    assert (tmp_path / "recordings" / f"{sid}.wav").read_bytes() == media_server.bytes_for(sid)
+    kept = (tmp_path / "recordings" / f"{sid}.sealed").read_bytes()
+    assert media_server.bytes_for(sid)[:16] not in kept  # sealed at rest (tests/test_recordings_at_rest.py)
+    assert not (tmp_path / "recordings" / f"{sid}.wav").exists()
 
 
 async def _announce(twilio: FakeTwilio, customer, recording_sid: str) -> str:

@@ -9,7 +9,7 @@ from ivr.access.roles import requires
 from ivr.api.errors import api_error
 from ivr.api.params import json_response, refuse_nul
 from ivr.appkeys import CALL_EVIDENCE
-from ivr.evidence.call_evidence import MediaTampered, UnknownCall
+from ivr.evidence.call_evidence import MediaTampered, UnknownCall, UnknownRecordingKey
 
 __all__ = ["call_bundle", "call_evidence", "recording_media"]
 
@@ -46,7 +46,8 @@ async def recording_media(request: web.Request) -> web.Response:
         kept = await request.config_dict[CALL_EVIDENCE].audio(viewer_of(request), request.match_info["recording_sid"])
     except MediaTampered as exc:
         raise api_error(409, f"{exc}: it is not served as evidence (see ivr verify)") from exc
+    except UnknownRecordingKey as exc:
+        raise api_error(503, f"{exc}: it cannot be opened, so it is not served") from exc
     if kept is None:
         raise api_error(404, "no kept media for that recording (not fetched yet)")
-    media, content_type = kept
-    return web.Response(body=media, content_type=content_type)
+    return kept.playback()

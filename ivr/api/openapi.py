@@ -254,7 +254,7 @@ OPENAPI: dict[str, Any] = {
                     }
                 },
                 [_path("recording_sid", _RECORDING_SID), _query("reason")],
-                errors=(400, 404),
+                errors=(400, 404, 409, 503),  # 409: swapped audio; 503: sealed with a key not held
             )
         },
         "/api/requests": {

@@ -24,13 +24,13 @@ from ivr.cli.common import (
 from ivr.evidence.checkpoints import Checkpoint, CheckpointStore, kept_checkpoints, make_checkpoint
 from ivr.evidence.receipt_files import ReceiptWriter
 from ivr.evidence.receipts import ReceiptMaker
+from ivr.evidence.recording_keys import recording_store
 from ivr.evidence.timestamps import Timestamper, check_token, load_roots
 from ivr.flow_catalog import purpose_rules
 from ivr.ops.logs import configure_logging
 from ivr.subjects import Subject, resolve_subject
 from storage.consent_state import ConsentState, consent_states
 from storage.exports import events_for_receipts
-from storage.recordings import media_store
 from storage.tree_heads import ledger_origin
 from storage.verify import Break, Head, KeptCheckpoint, Report, ledger_head, verify_ledger
 
@@ -60,7 +60,7 @@ def verify(head_only: bool, since_head: str | None, public_key: str | None, as_j
             good, bad = kept_checkpoints(store, origin, key)
             bad += _token_problems(store, good, load_roots(settings.tsa_ca_file))
             kept = [KeptCheckpoint(c.head, c.label, _signed_at(c)) for c in good]
-            media = media_store(settings.recording_store, settings.data_dir)
+            media = recording_store(settings)  # opens sealed recordings to rehash their audio
             report = await verify_ledger(conn, since_head=since_head, checkpoints=kept, media=media, progress=_progress)
             return report, bad, origin
 

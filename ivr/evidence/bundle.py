@@ -15,7 +15,7 @@ from ivr.flow_catalog import FlowCatalog
 from ivr.settings import Settings
 from storage.exports import events_for_receipts
 from storage.postgres import Connection
-from storage.recordings import MediaStore, MediaTampered, genuine_media
+from storage.recordings import MediaStore, MediaTampered, UnknownRecordingKey, genuine_media
 from storage.verify import ledger_head
 
 __all__ = ["CERTIFICATION", "evidence_bundle"]
@@ -82,6 +82,9 @@ async def evidence_bundle(
             kept = await genuine_media(conn, store, sid)
         except MediaTampered as exc:  # never bundled as the evidence it no longer is
             files[f"recordings/{sid}.NOT-GENUINE.txt"] = f"{exc}\nThe audio is left out of this bundle.\n".encode()
+            continue
+        except UnknownRecordingKey as exc:  # sealed with a key this service lacks: nothing to bundle
+            files[f"recordings/{sid}.UNREADABLE.txt"] = f"{exc}\nThe audio is left out of this bundle.\n".encode()
             continue
         if kept is not None:
             files[f"recordings/{sid}.wav"] = kept[0]

@@ -17,14 +17,14 @@ from ivr.evidence.bundle import evidence_bundle
 from ivr.evidence.chain_check import chain_check
 from ivr.evidence.checkpoints import Checkpointer
 from ivr.flow_catalog import FlowCatalog
-from ivr.identifiers import InvalidIdentifier, is_call_sid
+from ivr.identifiers import RECORDING_SID, InvalidIdentifier, is_call_sid
 from ivr.settings import Settings
 from ivr.time_budget import POOL_ACQUIRE_S
 from storage.call_story import call_story
 from storage.postgres import Connection
-from storage.recordings import MediaStore, MediaTampered, genuine_media
+from storage.recordings import MediaStore, MediaTampered, UnknownRecordingKey, genuine_media, is_audio_type
 
-__all__ = ["Bundle", "CallEvidence", "MediaTampered", "UnknownCall"]
+__all__ = ["Audio", "Bundle", "CallEvidence", "MediaTampered", "UnknownCall", "UnknownRecordingKey"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +44,28 @@ class Bundle:
         """The bundle as a zip download, for whichever door asked."""
         headers = {"Content-Disposition": f'attachment; filename="{self.filename}"'}
         return web.Response(body=self.body, content_type="application/zip", headers=headers)
+
+
+# A recording kept before only audio was (or under a type unfit for a header) plays as
+# WAV, what Twilio sends: never as what the far end once said it was (a text/html body
+# served as HTML ran its script in the staff origin).
+PLAYBACK_FALLBACK_TYPE = "audio/wav"
+
+
+@dataclass(frozen=True)
+class Audio:
+    recording_sid: str
+    body: bytes
+    content_type: str
+
+    def playback(self) -> web.Response:
+        """The audio for a player, for whichever door asked: audio, and nothing a browser may sniff into more."""
+        content_type = self.content_type if is_audio_type(self.content_type) else PLAYBACK_FALLBACK_TYPE
+        headers = {
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'inline; filename="{self.recording_sid}.wav"',
+        }
+        return web.Response(body=self.body, content_type=content_type, headers=headers)
 
 
 class CallEvidence:
@@ -77,13 +99,16 @@ class CallEvidence:
 
     async def _media_mismatches(self, conn: Connection, story: dict[str, Any]) -> list[dict[str, str]]:
         """The call's kept recordings whose bytes no longer match their chained SHA-256."""
-        found = []
+        found: list[dict[str, str]] = []
         for media in story.get("recording_media", []):
             try:
                 await genuine_media(conn, self._media, media["row"]["recording_sid"])
             except MediaTampered as exc:
                 _alert(exc)
                 found.append({"recording_sid": exc.recording_sid, "chained": exc.chained, "actual": exc.actual})
+            except UnknownRecordingKey as exc:  # cannot be checked: not shown as intact either
+                _unreadable(exc)
+                found.append({"recording_sid": exc.recording_sid, "unreadable": str(exc)})
         return found
 
     async def bundle(self, viewer: Viewer, call_sid: str) -> Bundle:
@@ -93,17 +118,28 @@ class CallEvidence:
             body = await evidence_bundle(conn, story, self._settings, self._flows, self._media, self._checkpointer)
         return Bundle(f"evidence-{story['call']['row']['call_sid']}.zip", body)
 
-    async def audio(self, viewer: Viewer, recording_sid: str) -> tuple[bytes, str] | None:
-        """A kept recording's bytes and content type; None if it has not been fetched yet;
-        ``MediaTampered`` (logged as an alert) if they no longer match their chained hash."""
+    async def audio(self, viewer: Viewer, recording_sid: str) -> Audio | None:
+        """A kept recording's audio; None if it has not been fetched yet; ``MediaTampered``
+        (logged as an alert) if it no longer matches its chained hash; ``UnknownRecordingKey``
+        (logged as an alert) if it was sealed with a key this service does not hold."""
+        if not RECORDING_SID.match(recording_sid):
+            raise InvalidIdentifier("not a RecordingSid (RE + 32 hex digits)")
         await note_view(self._pool, viewer, "recording.media", recording_sid)
         async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
             try:
-                return await genuine_media(conn, self._media, recording_sid)
+                kept = await genuine_media(conn, self._media, recording_sid)
             except MediaTampered as exc:
                 _alert(exc)
                 raise
+            except UnknownRecordingKey as exc:
+                _unreadable(exc)
+                raise
+        return Audio(recording_sid, *kept) if kept is not None else None
 
 
 def _alert(exc: MediaTampered) -> None:
     log.error("ALERT_media_tampered", recording=exc.recording_sid, chained=exc.chained, actual=exc.actual)
+
+
+def _unreadable(exc: UnknownRecordingKey) -> None:
+    log.error("ALERT_media_unreadable", recording=exc.recording_sid, key_id=exc.key_id)

@@ -2,9 +2,14 @@
 
 The queue lives in Postgres (``recording_fetches``), so a fetch that failed is taken up
 again by whichever process runs next, even after a restart. A recording whose status
-callback never came is queued anyway once it is old enough. Media URLs are built from
-the SIDs and ``TWILIO_API_BASE_URL`` — never taken from a request — so a forged
-callback cannot make the service fetch from elsewhere.
+callback never came is queued anyway once it is old enough.
+
+The far end is not trusted with more than it must be: media URLs are built from the
+recording's SID, the configured ``TWILIO_ACCOUNT_SID`` and ``TWILIO_API_BASE_URL``
+(https) — nothing of a webhook's but the checked RecordingSid — so no request can point
+the fetcher, or our credentials, elsewhere. Redirects are never followed (a 3xx fails
+the attempt, retried like a 5xx); only an ``audio/*`` body is kept, and only up to
+``RECORDING_MAX_BYTES``, read in chunks and cut off beyond it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import aiohttp
 import asyncpg
 import structlog
 
+from ivr.identifiers import RECORDING_SID
 from storage.ledger import chained
 from storage.recordings import (
     Fetch,
@@ -24,6 +30,7 @@ from storage.recordings import (
     claim_due,
     enqueue_unannounced,
     fetch_failed,
+    is_audio_type,
     keep_media,
     next_due,
 )
@@ -39,6 +46,7 @@ LEASE_S = 120.0
 IDLE_POLL_S = 30.0  # at most this long between looks at the queue, and sweeps for lost callbacks
 MAX_BACKOFF_S = 3600.0
 PERMANENT_STATUSES = frozenset({400, 401, 403})  # retrying cannot fix a refusal
+CHUNK_BYTES = 64 * 1024
 
 
 class FetchError(Exception):
@@ -50,8 +58,11 @@ class FetchError(Exception):
 class FetchPolicy:
     """How long to wait for Twilio, how often to retry, when to look for lost callbacks."""
 
-    def __init__(self, timeout_s: float, retry_base_s: float, max_attempts: int, callback_grace_s: float) -> None:
+    def __init__(
+        self, timeout_s: float, retry_base_s: float, max_attempts: int, callback_grace_s: float, max_bytes: int
+    ) -> None:
         self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
         self.retry_base_s = retry_base_s
         self.max_attempts = max_attempts
         self.callback_grace_s = callback_grace_s
@@ -84,7 +95,14 @@ class RecordingFetcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Work the queue until cancelled; storage outages (anything, really) are waited out, not fatal."""
+        """Work the queue until cancelled; storage outages (anything, really) are waited out, not fatal.
+
+        Without TWILIO_ACCOUNT_SID there is no URL to fetch from: the queue is left for a
+        process that has one (nothing is lost, nothing is fetched with a webhook's account).
+        """
+        if self._account_sid is None:
+            log.error("recording_fetch_not_configured", missing="TWILIO_ACCOUNT_SID")
+            return
         last_sweep = 0.0
         loop = asyncio.get_running_loop()
         while True:
@@ -136,16 +154,38 @@ class RecordingFetcher:
         log.info("recording_kept", recording=fetch.recording_sid, size=len(media), sha256=digest[:12])
 
     async def _download(self, fetch: Fetch) -> tuple[bytes, str]:
-        url = f"{self._api_base_url}/2010-04-01/Accounts/{fetch.account_sid}/Recordings/{fetch.recording_sid}.wav"
-        authorization = aiohttp.encode_basic_auth(self._account_sid or fetch.account_sid, self._auth_token)
+        account_sid = self._account_sid  # ours, never the one a webhook (or a call's row) named
+        if account_sid is None:
+            raise FetchError("TWILIO_ACCOUNT_SID is not configured")
+        if not RECORDING_SID.match(fetch.recording_sid):
+            raise FetchError("not a RecordingSid: never fetched", permanent=True)
+        url = f"{self._api_base_url}/2010-04-01/Accounts/{account_sid}/Recordings/{fetch.recording_sid}.wav"
+        authorization = aiohttp.encode_basic_auth(account_sid, self._auth_token)
         try:
             async with self._http.get(
                 url,
                 headers={"Authorization": authorization},
                 timeout=aiohttp.ClientTimeout(total=self._policy.timeout_s),
+                allow_redirects=False,  # a redirect would carry our credentials wherever it points
             ) as resp:
-                if resp.status != 200:
-                    raise FetchError(f"HTTP {resp.status} from Twilio", permanent=resp.status in PERMANENT_STATUSES)
-                return await resp.read(), resp.content_type
+                return await self._audio_of(resp)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise FetchError(f"{type(exc).__name__} fetching the media") from exc
+
+    async def _audio_of(self, resp: aiohttp.ClientResponse) -> tuple[bytes, str]:
+        """The body, if it is what a recording is: audio, within RECORDING_MAX_BYTES."""
+        if 300 <= resp.status < 400:
+            raise FetchError(f"HTTP {resp.status} from Twilio: a redirect, not followed")
+        if resp.status != 200:
+            raise FetchError(f"HTTP {resp.status} from Twilio", permanent=resp.status in PERMANENT_STATUSES)
+        if not is_audio_type(resp.content_type):  # kept, it is later played to staff as what it says it is
+            raise FetchError(f"content type {resp.content_type[:80]!r} is not audio: not kept")
+        limit = self._policy.max_bytes
+        if resp.content_length is not None and resp.content_length > limit:
+            raise FetchError(f"{resp.content_length} bytes announced, over RECORDING_MAX_BYTES ({limit}): not kept")
+        media = bytearray()
+        async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+            media += chunk
+            if len(media) > limit:
+                raise FetchError(f"more than RECORDING_MAX_BYTES ({limit}) bytes: cut off, not kept")
+        return bytes(media), resp.content_type

@@ -14,7 +14,7 @@ from aiohttp import web
 from ivr.access.audit import Viewer, has_nul, note_view, viewer_of
 from ivr.access.roles import requires
 from ivr.appkeys import CALL_EVIDENCE, FLOWS, PG_POOL
-from ivr.evidence.call_evidence import MediaTampered, UnknownCall
+from ivr.evidence.call_evidence import MediaTampered, UnknownCall, UnknownRecordingKey
 from ivr.identifiers import ACCOUNT_NUMBER, InvalidIdentifier, is_call_sid, normalize_phone
 from ivr.staff.sign_in import WEB_SESSION, render_page
 from ivr.subjects import resolve_subject
@@ -127,12 +127,15 @@ async def call_bundle_page(request: web.Request) -> web.Response:
 async def recording_audio(request: web.Request) -> web.Response:
     try:
         kept = await request.config_dict[CALL_EVIDENCE].audio(_viewer(request), request.match_info["recording_sid"])
+    except InvalidIdentifier as exc:
+        raise web.HTTPBadRequest(text=exc.message) from exc
     except MediaTampered as exc:
         raise web.HTTPConflict(text=f"{exc}: it is not played as evidence. Tell your administrator.") from exc
+    except UnknownRecordingKey as exc:
+        raise web.HTTPServiceUnavailable(text=f"{exc}: it cannot be played. Tell your administrator.") from exc
     if kept is None:
         raise web.HTTPNotFound(text="that recording has not been fetched yet")
-    media, content_type = kept
-    return web.Response(body=media, content_type=content_type)
+    return kept.playback()
 
 
 @requires("staff")

@@ -20,6 +20,7 @@ from storage.evidence import CallEnding, CallRecord, RecordingStatus
 __all__ = [
     "IDEMPOTENCY_HEADER",
     "MAX_FORM_BYTES",
+    "account_sid_of",
     "call_ending_of",
     "call_record_of",
     "call_sid_of",
@@ -69,6 +70,16 @@ def _field(form: Mapping[str, object], name: str) -> str:
     return value
 
 
+def account_sid_of(form: Mapping[str, object]) -> str | None:
+    """The AccountSid, if the form names one; 400 if it is no account SID (``AC/../``)."""
+    account_sid = _field(form, "AccountSid")
+    if not account_sid:
+        return None
+    if not ACCOUNT_SID.match(account_sid):
+        raise _bad("AccountSid malformed")
+    return account_sid
+
+
 def call_sid_of(form: Mapping[str, object]) -> str:
     call_sid = _field(form, "CallSid")
     if not is_call_sid(call_sid):
@@ -86,7 +97,7 @@ def call_record_of(form: Mapping[str, object]) -> CallRecord:
     ours, theirs = ("From", "To") if direction.startswith("outbound") else ("To", "From")
     return CallRecord(
         call_sid=call_sid_of(form),
-        account_sid=_field(form, "AccountSid"),
+        account_sid=account_sid_of(form) or "",
         caller=_field(form, theirs),
         dialed=_field(form, ours),
         direction=direction,
@@ -142,8 +153,8 @@ def recording_status_of(form: Mapping[str, object]) -> RecordingStatus:
     status = _field(form, "RecordingStatus")
     if not RECORDING_SID.match(sid) or not _STATUS.match(status):
         raise _bad("RecordingSid and RecordingStatus are required")
-    account_sid = _field(form, "AccountSid")
-    if not ACCOUNT_SID.match(account_sid):
+    account_sid = account_sid_of(form)
+    if account_sid is None:
         raise _bad("AccountSid is required")
     return RecordingStatus(
         recording_sid=sid,

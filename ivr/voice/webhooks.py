@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 
 from flows.model import Event
-from ivr.appkeys import METRICS
+from ivr.appkeys import METRICS, SETTINGS
 from ivr.voice import forms
 from ivr.voice.context import CALL_DESK, SIGNATURES
 from ivr.voice.twiml import TwimlRenderer, twiml_response
@@ -27,12 +27,22 @@ log = structlog.get_logger(__name__)
 
 
 async def _verified_form(request: web.Request) -> Mapping[str, object]:
-    """The form, once its signature proves Twilio sent it; 403 (and nothing stored) if not."""
+    """The form, once its signature proves Twilio sent it for our account; 403 (and
+    nothing stored) if not, 400 if its AccountSid is no account SID at all.
+
+    Another account's webhook is refused, not ignored: a signature we accept on it means
+    our auth token or shared key signs for an account this service does not fetch from,
+    a misconfiguration Twilio's debugger then shows (and nothing of it enters our ledger).
+    """
     form = await forms.read_form(request)
     if not request.config_dict[SIGNATURES].is_genuine(request, form):  # type: ignore[arg-type]
         log.warning("forged_webhook", path=request.path, remote=request.remote)
         request.config_dict[METRICS].signature_failures.inc()
         raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
+    account_sid, ours = forms.account_sid_of(form), request.config_dict[SETTINGS].twilio_account_sid
+    if account_sid is not None and ours is not None and account_sid != ours:
+        log.warning("webhook_for_another_account", path=request.path, account_sid=account_sid)
+        raise web.HTTPForbidden(text="AccountSid is not this service's Twilio account\n")
     # Every line logged from here on for this request, aiohttp's access line included,
     # names the call (the root's log-context middleware clears it when the next request begins).
     structlog.contextvars.bind_contextvars(call_sid=form.get("CallSid"))
