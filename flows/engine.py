@@ -350,27 +350,46 @@ def _customer_found(flow: Flow, pending: Pending, step: IdentifyStep, found: Cus
         state = replace(state, identify_phase=phase, customer=found.account)
         return _question_asked(flow, state, step, pending.speech, pending.facts)
     assert isinstance(event, Digits)
-    if found.account is None:
-        return _retry(flow, state, step, event, KeypressOutcome.INVALID, apology=step.unknown_account)
-    moved = replace(_accepted(state, event), identify_phase=_PIN_AFTER_ACCOUNT, customer=found.account)
-    fact = _keypress(state, event, KeypressOutcome.VALID)
-    return _question_asked(flow, moved, step, (), (fact,))
+    # Known or not, the PIN is asked next: an unknown account fails at the PIN, as a wrong
+    # PIN does (the service checks it against no one), so the line never tells whether an
+    # account exists. The account and its PIN are one try. The keypress row, which no
+    # caller hears, still says which it was.
+    outcome = KeypressOutcome.VALID if found.account else KeypressOutcome.INVALID
+    moved = replace(
+        state,
+        seq=state.seq + 1,
+        trail=state.trail + (_typed(event),),
+        identify_phase=_PIN_AFTER_ACCOUNT,
+        customer=found.account or event.digits,
+    )
+    return _question_asked(flow, moved, step, (), (_keypress(state, event, outcome),))
 
 
 def _pin_checked(flow: Flow, pending: Pending, step: IdentifyStep, checked: PinChecked) -> Progress:
     state, event = pending.state, pending.event
     assert isinstance(event, Digits)
+    if checked.verdict is PinVerdict.OK:
+        how = Identification.ANI_PIN if state.identify_phase == _PIN_AFTER_ANI else Identification.ACCOUNT_PIN
+        moved = replace(_accepted(state, event), identify_phase=None, identification=how)
+        return _enter(flow, moved, step.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
     if checked.verdict is PinVerdict.WRONG:
-        return _retry(flow, state, step, event, KeypressOutcome.INVALID, apology=step.wrong_pin)
-    if checked.verdict is PinVerdict.LOCKED:
-        fact = _keypress(state, event, KeypressOutcome.INVALID)
-        moved = _unidentified(_accepted(state, event))
-        minutes = str(max(1, math.ceil((checked.locked_for_s or 0) / 60)))
-        said = (_say(flow, moved, step.locked, minutes=minutes),) if step.locked is not None else ()
-        return _enter(flow, moved, step.on_failure, facts=(fact,), spoken=said)
-    how = Identification.ANI_PIN if state.identify_phase == _PIN_AFTER_ANI else Identification.ACCOUNT_PIN
-    moved = replace(_accepted(state, event), identify_phase=None, identification=how)
-    return _enter(flow, moved, step.next, facts=(_keypress(state, event, KeypressOutcome.VALID),))
+        # After a typed account the pair is asked again from the account number: the
+        # caller cannot tell which of the two was wrong, and is not told.
+        again = state
+        if state.identify_phase == _PIN_AFTER_ACCOUNT:
+            again = replace(state, identify_phase=_ACCOUNT, customer=None)
+        return _retry(flow, again, step, event, KeypressOutcome.INVALID, apology=step.wrong_pin)
+    fact = _keypress(state, event, KeypressOutcome.INVALID)
+    moved = _unidentified(_accepted(state, event))
+    return _enter(flow, moved, step.on_failure, facts=(fact,), spoken=_lock_words(flow, moved, step, checked))
+
+
+def _lock_words(flow: Flow, state: CallState, step: IdentifyStep, checked: PinChecked) -> tuple[str, ...]:
+    """How long PIN entry stays locked, or (a hard lock) whom to ask to restore it."""
+    if checked.verdict is PinVerdict.HARD_LOCKED:
+        return (_say(flow, state, step.hard_locked),) if step.hard_locked is not None else ()
+    minutes = str(max(1, math.ceil((checked.locked_for_s or 0) / 60)))
+    return (_say(flow, state, step.locked, minutes=minutes),) if step.locked is not None else ()
 
 
 def _answer_number(flow: Flow, state: CallState, step: Step, event: Event) -> Progress:

@@ -176,7 +176,7 @@ _KINDS: dict[str, type[Step]] = {
         GoodbyeStep,
     )
 }
-_PROMPT_FIELDS = frozenset({"say", "ask_account", "ask_pin", "unknown_account", "wrong_pin", "locked"})
+_PROMPT_FIELDS = frozenset({"say", "ask_account", "ask_pin", "unknown_account", "wrong_pin", "locked", "hard_locked"})
 _CHOICE_FIELDS = frozenset({"choices", "codes"})
 _RETRY_KEYS = frozenset({"on_invalid", "on_no_input", "max_attempts"})
 
@@ -290,7 +290,7 @@ def _all_prompts(flow: Flow) -> Iterator[tuple[str, Prompt]]:
                 yield f"step {step.id!r} {part}", extra
 
 
-_IDENTIFY_PROMPTS = ("ask_account", "ask_pin", "unknown_account", "wrong_pin", "locked")
+_IDENTIFY_PROMPTS = ("ask_account", "ask_pin", "unknown_account", "wrong_pin", "locked", "hard_locked")
 
 
 def _choices(step: Step) -> Mapping[str, Choice]:

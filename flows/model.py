@@ -103,7 +103,8 @@ class SubjectKind(StrEnum):
 class PinVerdict(StrEnum):
     OK = "ok"
     WRONG = "wrong"
-    LOCKED = "locked"  # too many wrong PINs lately: entry refused whatever was typed
+    LOCKED = "locked"  # too many wrong PINs lately: entry refused whatever was typed, for a while
+    HARD_LOCKED = "hard_locked"  # too many in a day: refused until staff restore PIN entry
 
 
 class KeypressOutcome(StrEnum):
@@ -320,7 +321,9 @@ class IdentifyStep:
 
     The service looks customers up and checks PINs (the engine asks it to, see
     ``FindCustomer`` and ``CheckPin``); PIN digits never enter the call state or the
-    evidence.
+    evidence. A typed account number is always followed by the PIN question, and an
+    unknown account fails as a wrong PIN does, in the same words (``wrong_pin``), after
+    the same number of tries: the line never tells whether an account exists.
     """
 
     kind: ClassVar[str] = "identify"
@@ -328,11 +331,14 @@ class IdentifyStep:
     say: Prompt
     ask_account: Prompt
     ask_pin: Prompt
-    unknown_account: Prompt
-    wrong_pin: Prompt
+    wrong_pin: Prompt  # said for a wrong PIN and for an unknown account alike
     next: str
     on_failure: str
     locked: Prompt | None = None  # PIN entry locked after too many wrong PINs ({minutes})
+    hard_locked: Prompt | None = None  # locked until staff restore it: whom to contact
+    # Never said (an unknown account gets ``wrong_pin``): kept so that flow versions
+    # stored before the two were one still load.
+    unknown_account: Prompt | None = None
     retry: Retry = Retry()
     finish_on_key: ClassVar[str] = "#"
 
@@ -582,7 +588,7 @@ class CustomerLookup:
 @dataclass(frozen=True)
 class PinChecked:
     verdict: PinVerdict
-    locked_for_s: int | None = None  # with LOCKED: how long PIN entry stays locked
+    locked_for_s: int | None = None  # with LOCKED: how long PIN entry stays locked (HARD_LOCKED: until staff lift it)
 
 
 @dataclass(frozen=True)

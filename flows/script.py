@@ -129,8 +129,11 @@ def _connect(flow: Flow, step: Any) -> list[str]:
 
 
 def _identify(flow: Flow, step: Any) -> list[str]:
-    lines = ["  caller ID of exactly one customer -> asks for the PIN; otherwise for the account number first"]
-    for part in ("ask_account", "ask_pin", "unknown_account", "wrong_pin", "locked"):
+    lines = [
+        "  caller ID of exactly one customer -> asks for the PIN; otherwise for the account number, then the PIN",
+        "  an unknown account is asked for a PIN too and fails in the words of a wrong PIN (wrong_pin)",
+    ]
+    for part in ("ask_account", "ask_pin", "wrong_pin", "locked", "hard_locked"):
         if getattr(step, part) is not None:
             lines.extend(_prompt_lines(part, getattr(step, part), indent=2))
     lines.append(f"  PIN right -> {step.next}; attempts used up or PIN entry locked -> {step.on_failure}")

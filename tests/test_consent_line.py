@@ -78,8 +78,10 @@ async def test_a_grant_needing_identification_is_refused_to_an_unknown_caller(tw
     await call.dial()
     answer = await call.keys("7", "1")
     assert answer.says[-1] == "Enter your account number, then press pound."
-    for _ in range(3):
-        answer = await call.press("12345#")
+    for _ in range(3):  # a try is an account and a PIN: an unknown account is asked for one too
+        asked = await call.press("12345#")
+        assert asked.says == ["Enter your PIN, then press pound."]
+        answer = await call.press("0000#")
 
     assert answer.says[0] == FLOW.steps["not_identified"].say.text("en")
     assert answer.says[-1] == FLOW.steps["main_menu"].say.text("en")  # they may still revoke

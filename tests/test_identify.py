@@ -73,7 +73,9 @@ async def test_an_unknown_number_is_asked_for_the_account_number_first(phone, cu
     asked = await call.press("1")
     assert asked.says[-1] == ASK_ACCOUNT
     unknown = await call.press("999#")
-    assert unknown.says == ["We could not find that account.", ASK_ACCOUNT]
+    assert unknown.says == [ASK_PIN]  # an unknown account is asked for a PIN like any other
+    again = await call.press(PIN + "#")
+    assert again.says == ["That PIN is not right.", ASK_ACCOUNT]  # the pair is asked again
     pin = await call.press(customer.account_number + "#")
     assert pin.says == [ASK_PIN]
     await call.press(PIN + "#")

@@ -218,6 +218,39 @@ def test_a_withheld_caller_granting_is_asked_for_the_account_without_a_lookup() 
     assert asked.instruction.speech[-1] == "Enter your account number, then press pound."
 
 
+def _account_typed(found: str | None, pin_answer: PinChecked):
+    """A withheld caller granting CPNI types an account number (``found``: whom the
+    service found), then a PIN the service answers with ``pin_answer``."""
+    outcome = engine.start(FLOW, WITHHELD)
+    outcome = engine.advance(FLOW, outcome.state, Digits(0, "1"))
+    asked = engine.advance(FLOW, outcome.state, Digits(1, "1"))
+    typed = engine.advance(FLOW, asked.state, Digits(asked.state.seq, "5550001", "#"))
+    assert isinstance(typed, Pending) and typed.effect == FindCustomer(account="5550001")
+    pin_asked = engine.resume(FLOW, typed, CustomerLookup(found))
+    checking = engine.advance(FLOW, pin_asked.state, Digits(pin_asked.state.seq, "123456", "#"))
+    assert isinstance(checking, Pending) and checking.effect.account == "5550001"
+    return pin_asked, engine.resume(FLOW, checking, pin_answer)
+
+
+@pytest.mark.parametrize("verdict", [PinVerdict.WRONG, PinVerdict.LOCKED, PinVerdict.HARD_LOCKED])
+def test_an_unknown_account_is_asked_for_a_pin_and_fails_as_a_wrong_pin_does(verdict) -> None:
+    answer = PinChecked(verdict, 900 if verdict is PinVerdict.LOCKED else None)
+    known_asked, known = _account_typed("5550001", answer)
+    unknown_asked, unknown = _account_typed(None, answer)
+
+    assert unknown_asked.instruction == known_asked.instruction  # the PIN is asked either way
+    assert unknown.instruction == known.instruction and unknown.state.attempts == known.state.attempts
+    assert [f.outcome for f in unknown_asked.facts] == ["invalid"]  # the evidence still says which
+    assert [f.outcome for f in known_asked.facts] == ["valid"]
+    if verdict is PinVerdict.WRONG:  # the pair is asked again, from the account number
+        assert unknown.instruction.speech == (
+            "Sorry, we could not confirm who you are with those details.",
+            "Enter your account number, then press pound.",
+        )
+    if verdict is PinVerdict.HARD_LOCKED:
+        assert unknown.instruction.speech[0].startswith("PIN entry for this account is locked. To restore it")
+
+
 def test_a_known_caller_is_looked_up_by_caller_id() -> None:
     pending = engine.advance(FLOW, run("1").state, Digits(1, "1"))
 
