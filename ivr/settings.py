@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from ivr.access.pins import MIN_PEPPER_BYTES
 from ivr.destinations import ReturnDestinations, is_flow_name, is_return_target
 from ivr.evidence.receipts import Controller
 from ivr.identifiers import ACCOUNT_SID, E164
@@ -114,6 +115,19 @@ def _signing_seed(value: SecretStr | None) -> SecretStr | None:
         raise ValueError("must be base64 (of an Ed25519 key's 32-byte seed)") from None
     if len(seed) != 32:
         raise ValueError("must be the base64 of exactly 32 bytes (an Ed25519 key's seed)")
+    return value
+
+
+def _pin_pepper(value: SecretStr | None) -> SecretStr | None:
+    """The key PINs are hashed under (HMAC-SHA256) before scrypt: base64 of 32 bytes or more."""
+    if value is None:
+        return value
+    try:
+        key = base64.b64decode(value.get_secret_value(), validate=True)
+    except ValueError:
+        raise ValueError(f"must be base64 (of {MIN_PEPPER_BYTES} random bytes or more)") from None
+    if len(key) < MIN_PEPPER_BYTES:
+        raise ValueError(f"must be the base64 of at least {MIN_PEPPER_BYTES} bytes")
     return value
 
 
@@ -341,6 +355,12 @@ class Settings(BaseModel):
     # (PEM) its tokens are verified against.
     tsa_url: Annotated[str | None, AfterValidator(_base_url)] = Field(default=None, alias="TSA_URL")
     tsa_ca_file: Path | None = Field(default=None, alias="TSA_CA_FILE")
+    # PINs are hashed with HMAC-SHA256 under this key before scrypt (ivr.access.pins): the
+    # key in base64, or a file holding it; neither: one is generated and kept under
+    # IVR_DATA_DIR. It is never in the database, so a copied directory gives up no PIN;
+    # lose it and no PIN hashed with it matches again: back it up.
+    pin_pepper: Annotated[SecretStr | None, AfterValidator(_pin_pepper)] = Field(default=None, alias="PIN_PEPPER")
+    pin_pepper_file: Path | None = Field(default=None, alias="PIN_PEPPER_FILE")
 
     @field_validator("log_level", mode="before")
     @classmethod

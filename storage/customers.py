@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
+from flows.pin_lockout import PinEntry
 from storage.ledger import Chain
 from storage.postgres import Connection
 
 __all__ = [
     "Customer",
+    "PinState",
     "account_for_phone",
     "customer",
     "note_pin_check",
-    "recent_pin_failures",
+    "note_pin_unlock",
+    "pin_state",
+    "upgrade_pin_hash",
     "upsert_customer",
 ]
 
@@ -71,25 +76,56 @@ async def customer(conn: Connection, account_number: str) -> Customer | None:
     return Customer(row["account_number"], row["name"], row["pin_hash"], tuple(row["phones"]))
 
 
-async def recent_pin_failures(conn: Connection, account_number: str, window_s: int) -> int:
-    """Wrong PINs for the account within the window, since its last right one.
+@dataclass(frozen=True)
+class PinState:
+    """An account's PIN entry as its checks leave it, at the database's ``now``."""
 
-    Takes a transaction-scoped lock on the account, so concurrent calls guessing the
-    same account's PIN are counted one after another, never past the limit.
+    entry: PinEntry
+    now: datetime
+    checked_before: bool  # any PIN check or unlock at all (an account number ever tried)
+
+
+# Wrong PINs are replayed in pages, and a hard lock ends the replay: the refused tries
+# that pile up on a hard-locked account (as many as anyone cares to call in) are never
+# read, and before it there are at most 20 guesses and the tries refused between them.
+_REPLAY_PAGE = 200
+
+
+async def pin_state(conn: Connection, account_number: str) -> PinState:
+    """The account's wrong PINs since its last right PIN or staff unlock, replayed.
+
+    Takes a transaction-scoped lock on the account first, so concurrent calls guessing
+    the same account's PIN are counted one after another, never past a limit; call it
+    in the transaction that notes the check.
     """
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('pin:' || $1))", account_number)
-    count: int = await conn.fetchval(
+    head = await conn.fetchrow(
         """
-        SELECT count(*) FROM pin_checks
-        WHERE account_number = $1 AND NOT ok
-          AND checked_at > now() - make_interval(secs => $2)
-          AND checked_at > coalesce(
-                (SELECT max(checked_at) FROM pin_checks WHERE account_number = $1 AND ok), '-infinity')
+        SELECT now() AS now,
+               greatest((SELECT max(checked_at) FROM pin_checks WHERE account_number = $1 AND ok),
+                        (SELECT max(unlocked_at) FROM pin_unlocks WHERE account_number = $1)) AS since,
+               EXISTS (SELECT FROM pin_checks WHERE account_number = $1)
+                 OR EXISTS (SELECT FROM pin_unlocks WHERE account_number = $1) AS checked_before
         """,
         account_number,
-        window_s,
     )
-    return count
+    assert head is not None
+    entry = PinEntry()
+    failures = conn.cursor(
+        """
+        SELECT checked_at FROM pin_checks
+        WHERE account_number = $1 AND NOT ok AND checked_at > coalesce($2, '-infinity'::timestamptz)
+        ORDER BY checked_at, id
+        """,
+        account_number,
+        head["since"],
+        prefetch=_REPLAY_PAGE,
+    )
+    async for row in failures:
+        entry = entry.after(row["checked_at"])
+        if entry.hard_locked:
+            break  # every later one was refused unchecked
+    return PinState(entry, head["now"], head["checked_before"])
 
 
 async def note_pin_check(chain: Chain, account_number: str, call_sid: str, ok: bool) -> None:
@@ -100,3 +136,21 @@ async def note_pin_check(chain: Chain, account_number: str, call_sid: str, ok: b
         call_sid,
         ok,
     )
+
+
+async def note_pin_unlock(chain: Chain, account_number: str, actor: str, reason: str) -> None:
+    """Staff restored PIN entry: the account's wrong PINs before now no longer count."""
+    await chain.insert(
+        "pin_unlocks",
+        "INSERT INTO pin_unlocks (account_number, actor, reason) VALUES ($1, $2, $3)",
+        account_number,
+        actor,
+        reason,
+    )
+
+
+async def upgrade_pin_hash(conn: Connection, account_number: str, old_hash: str, new_hash: str) -> bool:
+    """Replace a PIN hash from before the pepper with a peppered one (migration 0021 says
+    when the database allows it); whether it was replaced."""
+    replaced: bool = await conn.fetchval("SELECT upgrade_pin_hash($1, $2, $3)", account_number, old_hash, new_hash)
+    return replaced

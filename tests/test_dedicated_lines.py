@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 from pathlib import Path
 
 import asyncpg
 from aiohttp.test_utils import unused_port
 from click.testing import CliRunner
 
-from ivr.access.passwords import verify_secret
+from ivr.access.pins import PinHasher
 from ivr.cli import main
 from tests.conftest import AUTH_TOKEN, Storage, running_service
 from tests.fake_twilio import FakeTwilio, new_caller
@@ -63,9 +65,9 @@ def test_customers_import_loads_hashed_pins_and_normalised_numbers(storage: Stor
         "5550001,Grace Hopper,(415) 555-0142;+44 20 7946 0958,2468\n"
         "5550002,Alan Turing,,\n"
     )
-    result = CliRunner().invoke(
-        main, ["customers", "import", str(csv_file)], env={"DATABASE_URL": storage.database_url}
-    )
+    pepper = secrets.token_bytes(32)
+    env = {"DATABASE_URL": storage.database_url, "PIN_PEPPER": base64.b64encode(pepper).decode()}
+    result = CliRunner().invoke(main, ["customers", "import", str(csv_file)], env=env)
 
     assert result.exit_code == 0, result.output
     assert "imported 2 customer(s), 1 with a PIN" in result.output
@@ -82,7 +84,9 @@ def test_customers_import_loads_hashed_pins_and_normalised_numbers(storage: Stor
             await conn.close()
 
     pin_hash, phones = asyncio.run(look())
-    assert verify_secret("2468", pin_hash) and "2468" not in pin_hash
+    assert pin_hash.startswith("hmac-scrypt$") and "2468" not in pin_hash  # peppered (ivr.access.pins)
+    assert PinHasher(pepper).verify("2468", pin_hash)
+    assert not PinHasher(secrets.token_bytes(32)).verify("2468", pin_hash)  # another pepper: no match
     assert phones == ["+14155550142", "+442079460958"]
 
 

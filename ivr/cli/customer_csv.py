@@ -2,7 +2,8 @@
 
 Phones are separated by ``;`` and normalized to E.164 by ``ivr.identifiers`` (national
 numbers are read as US). Every row is checked before anything is stored, and every
-problem is reported with its line number; PINs are hashed here and never kept.
+problem is reported with its line number; PINs (4 to 8 digits) are hashed here, with
+the pepper (``ivr.access.pins``), and never kept.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ivr.access.passwords import hash_secret
+from ivr.access.pins import PinHasher
 from ivr.identifiers import ACCOUNT_NUMBER, InvalidIdentifier, normalize_phone
 from storage.customers import Customer
 
@@ -71,10 +72,10 @@ def parse_customers(text: str) -> tuple[list[CustomerRow], list[str]]:
     return rows, problems
 
 
-def with_hashed_pins(rows: list[CustomerRow]) -> list[Customer]:
-    """Hash every PIN (scrypt is slow by design, so in parallel threads)."""
+def with_hashed_pins(rows: list[CustomerRow], pins: PinHasher) -> list[Customer]:
+    """Hash every PIN with the pepper (scrypt is slow by design, so in parallel threads)."""
     with ThreadPoolExecutor() as pool:
-        hashes = list(pool.map(lambda row: hash_secret(row.pin) if row.pin else None, rows))
+        hashes = list(pool.map(lambda row: pins.hash(row.pin) if row.pin else None, rows))
     return [
         Customer(row.account_number, row.name, pin_hash, row.phones) for row, pin_hash in zip(rows, hashes, strict=True)
     ]

@@ -61,6 +61,13 @@ class Metrics:
         self.sign_in_failures = Counter(
             "ivr_sign_in_failures_total", "Staff sign-ins that failed, by method", ["method"], registry=self.registry
         )
+        # An alert: PIN entry on an account locked until staff restore it (ten wrong PINs
+        # in a day, twenty in all): someone is guessing, or a customer needs a call back.
+        self.pin_hard_locks = Counter(
+            "ivr_pin_hard_locks_total",
+            "Accounts whose PIN entry was locked until staff restore it (ivr customers unlock)",
+            registry=self.registry,
+        )
         self.recording_backlog = Gauge(
             "ivr_recording_fetch_backlog", "Recordings waiting to be fetched", registry=self.registry
         )

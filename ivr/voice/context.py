@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from ivr import appkeys
+from ivr.access.pins import load_pepper
 from ivr.ops.tasks import in_background
 from ivr.time_budget import POOL_ACQUIRE_S
 from ivr.voice.call_desk import CallDesk
@@ -57,6 +58,8 @@ async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
         shared_key=shared_key.get_secret_value() if shared_key else None,
         shared_key_id=settings.twilio_webhook_shared_key_id,
     )
+    pepper = settings.pin_pepper.get_secret_value() if settings.pin_pepper else None
+    pins = load_pepper(pepper, settings.pin_pepper_file, settings.data_dir)
     renderer = app[RENDERER] = TwimlRenderer(settings.base_url, {"agents": settings.agent_target})
     async with appender(pool, acquire_timeout_s=POOL_ACQUIRE_S) as writing:
         desk = app[CALL_DESK] = CallDesk(
@@ -64,7 +67,7 @@ async def call_desk_ctx(app: web.Application) -> AsyncIterator[None]:
             app[appkeys.SESSIONS],
             app[appkeys.FLOWS],
             renderer,
-            EngineEffects(pool),
+            EngineEffects(pool, pins, app[appkeys.METRICS]),
             app[appkeys.TRANSFER_DESK],
             app[appkeys.METRICS],
             writing,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import asyncpg
+import structlog
 
 from flows.model import (
     CallState,
@@ -18,25 +20,34 @@ from flows.model import (
     PinVerdict,
     RequestOpened,
 )
-from ivr.access.passwords import verify_secret
+from flows.pin_lockout import PinEntry
+from ivr.access.pins import PinHasher
+from ivr.identifiers import ACCOUNT_NUMBER
+from ivr.ops.logs import mask_phone_number
+from ivr.ops.metrics import Metrics
 from ivr.time_budget import POOL_ACQUIRE_S
-from storage.customers import account_for_phone, customer, note_pin_check, recent_pin_failures
+from storage.customers import account_for_phone, customer, note_pin_check, pin_state, upgrade_pin_hash
 from storage.evidence import open_request
 from storage.ledger import chained
 
-__all__ = ["MAX_PIN_FAILURES", "PIN_LOCKOUT_S", "EngineEffects"]
+__all__ = ["EngineEffects"]
 
-# Five wrong PINs lock PIN entry on the account, across calls, for fifteen minutes:
-# a caller who mistypes can still succeed; a guesser gets 5 tries per quarter hour.
-MAX_PIN_FAILURES = 5
-PIN_LOCKOUT_S = 15 * 60
+log = structlog.get_logger(__name__)
 
 
 class EngineEffects:
-    """Looks customers up, checks PINs against their salted hashes, opens requests."""
+    """Looks customers up, checks PINs against their peppered hashes, opens requests.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    How long PIN entry stays locked is worked out from the account's chained PIN checks
+    (``flows.pin_lockout``); an account number no customer has is checked, counted and
+    locked exactly as a real one, so neither the words nor the tries a caller gets say
+    whether it exists.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, pins: PinHasher, metrics: Metrics) -> None:
         self._pool = pool
+        self._pins = pins
+        self._metrics = metrics
 
     async def resolve(self, effect: Effect, state: CallState) -> EffectResult:
         if isinstance(effect, FindCustomer):
@@ -58,17 +69,55 @@ class EngineEffects:
         return CustomerLookup(found.account_number if found else None)
 
     async def _check_pin(self, check: CheckPin, call_sid: str) -> PinChecked:
+        if not ACCOUNT_NUMBER.match(check.account):
+            # No account can have this number (everyone can know that much): the same
+            # work is done, and nothing is noted, so nothing is locked.
+            await asyncio.to_thread(self._pins.verify, check.pin, None)
+            return PinChecked(PinVerdict.WRONG)
         async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn, chained(conn) as chain:
-            failures = await recent_pin_failures(conn, check.account, PIN_LOCKOUT_S)
-            if failures >= MAX_PIN_FAILURES:
-                await note_pin_check(chain, check.account, call_sid, ok=False)
-                return PinChecked(PinVerdict.LOCKED, PIN_LOCKOUT_S)
+            state = await pin_state(conn, check.account)
+            if state.entry.locked_at(state.now):
+                await note_pin_check(chain, check.account, call_sid, ok=False)  # refused, unchecked
+                return _verdict(state.entry, state.now)
             found = await customer(conn, check.account)
             stored = found.pin_hash if found else None
-            ok = stored is not None and await asyncio.to_thread(verify_secret, check.pin, stored)
+            ok = await asyncio.to_thread(self._pins.verify, check.pin, stored)
             await note_pin_check(chain, check.account, call_sid, ok=ok)
         if ok:
+            assert stored is not None
+            if self._pins.needs_upgrade(stored):
+                await self._upgrade(check, stored)
             return PinChecked(PinVerdict.OK)
-        if failures + 1 >= MAX_PIN_FAILURES:
-            return PinChecked(PinVerdict.LOCKED, PIN_LOCKOUT_S)
-        return PinChecked(PinVerdict.WRONG)
+        after = state.entry.after(state.now)
+        if after.hard_locked:
+            log.error(
+                "ALERT_pin_hard_locked",
+                account=mask_phone_number(check.account),
+                call_sid=call_sid,
+                in_directory=found is not None,
+                wrong_pins=len(after.guesses),
+            )
+            self._metrics.pin_hard_locks.inc()
+        return _verdict(after, state.now)
+
+    async def _upgrade(self, check: CheckPin, stored: str) -> None:
+        """A PIN hashed before the pepper, hashed again with it now that the PIN is known
+        right. Best effort: the caller is identified whatever happens here, and the next
+        right PIN tries again."""
+        try:
+            peppered = await asyncio.to_thread(self._pins.hash, check.pin)
+            async with self._pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+                replaced = await upgrade_pin_hash(conn, check.account, stored, peppered)
+        except (asyncpg.PostgresError, OSError, TimeoutError):
+            log.warning("pin_hash_not_upgraded", account=mask_phone_number(check.account), exc_info=True)
+            return
+        if replaced:
+            log.info("pin_hash_upgraded", account=mask_phone_number(check.account))
+
+
+def _verdict(entry: PinEntry, now: datetime) -> PinChecked:
+    """What a wrong (or refused) PIN is answered, from the entry it leaves."""
+    if entry.hard_locked:
+        return PinChecked(PinVerdict.HARD_LOCKED)
+    remaining = entry.remaining_s(now)
+    return PinChecked(PinVerdict.LOCKED, remaining) if remaining is not None else PinChecked(PinVerdict.WRONG)
