@@ -92,7 +92,7 @@ def test_passwords_in_urls_never_show_in_repr_or_str() -> None:
         }
     )
     for shown in (repr(settings), str(settings), f"{settings!r}"):
-        assert "secret" not in shown and "t" * 32 not in shown
+        assert not any(word in shown for word in ("db-secret", "owner-secret", "redis-secret", "t" * 32))
         assert "postgresql://ivr_app:***@db.internal/ivr" in shown and "redis://:***@cache.internal" in shown
     assert settings.database_url == "postgresql://ivr_app:db-secret@db.internal/ivr"  # the value itself is intact
 
