@@ -16,6 +16,7 @@ from ivr import appkeys
 from ivr.access.proxies import forwarded_middleware
 from ivr.api.door import PREFIX as API_PREFIX
 from ivr.api.door import api_app
+from ivr.integrations.context import deliveries_ctx
 from ivr.ops.endpoints import healthz, metrics_page, readyz
 from ivr.ops.logs import fresh_log_context
 from ivr.ops.metrics import Metrics
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> web.Application:
             evidence_ctx,
             transfers_ctx,
             call_desk_ctx,
+            deliveries_ctx,  # last: it stops first, before the database it reads from
         ]
     )
     app.router.add_get("/healthz", healthz)

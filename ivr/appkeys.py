@@ -16,6 +16,7 @@ from ivr.evidence.call_evidence import CallEvidence
 from ivr.evidence.checkpoints import Checkpointer, CheckpointSigner
 from ivr.evidence.recording_fetcher import RecordingFetcher
 from ivr.flow_catalog import FlowCatalog
+from ivr.integrations.delivery import Deliverer
 from ivr.ops.metrics import Metrics
 from ivr.settings import Settings
 from ivr.transfer_desk import TransferDesk
@@ -46,3 +47,4 @@ MEDIA_STORE = web.AppKey("media_store", MediaStore)
 CALL_EVIDENCE = web.AppKey("call_evidence", CallEvidence)
 CHECKPOINT_SIGNER = web.AppKey("checkpoint_signer", CheckpointSigner)
 CHECKPOINTER = web.AppKey("checkpointer", Checkpointer)
+EVENT_DELIVERER = web.AppKey("event_deliverer", Deliverer)  # events to subscribers (its own pool)

@@ -193,6 +193,24 @@ def _recording_key_file(value: Path | None) -> Path | None:
     return value
 
 
+# Standard Webhooks' example schedule after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h,
+# 10 h, 14 h, 20 h, 24 h.
+DEFAULT_EVENT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+
+
+def _seconds_list(value: object) -> object:
+    """``5,300,1800`` -> waits in seconds (at least one, none negative, none over a day)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        waits = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("must be seconds separated by commas, e.g. 5,300,1800") from None
+    if not waits or any(not 0 <= w <= 86_400 for w in waits):
+        raise ValueError("must be one or more waits of 0 to 86400 seconds")
+    return waits
+
+
 def _time_zone(value: object) -> object:
     """``America/New_York`` -> the IANA time zone (its rules, daylight saving included)."""
     if not isinstance(value, str):
@@ -355,6 +373,27 @@ class Settings(BaseModel):
     # (PEM) its tokens are verified against.
     tsa_url: Annotated[str | None, AfterValidator(_base_url)] = Field(default=None, alias="TSA_URL")
     tsa_ca_file: Path | None = Field(default=None, alias="TSA_CA_FILE")
+    # Events to subscribers (docs/integrations.md). True lets subscriptions use plain http
+    # and private, loopback or link-local hosts (tests, a lab); checked when a subscription
+    # is added and at every delivery, since DNS can change.
+    event_allow_private_targets: bool = Field(default=False, alias="EVENT_ALLOW_PRIVATE_TARGETS")
+    # The wait after each failed attempt (seconds, comma-separated, each with +-20% jitter):
+    # Standard Webhooks' schedule, about three days; a failure after the last is a dead letter.
+    event_retry_schedule_s: Annotated[tuple[float, ...], BeforeValidator(_seconds_list)] = Field(
+        default=DEFAULT_EVENT_RETRY_SCHEDULE_S, alias="EVENT_RETRY_SCHEDULE_S"
+    )
+    # Receivers must answer within this (the spec suggests 15 to 30 s).
+    event_delivery_timeout_s: float = Field(default=15.0, gt=0, le=60, alias="EVENT_DELIVERY_TIMEOUT_S")
+    # How long a worker holds a delivery it is sending: past it, another process takes it up
+    # (so it must outlast the timeout, or two would send one attempt at once).
+    event_lease_s: float = Field(default=60.0, gt=0, le=3600, alias="EVENT_LEASE_S")
+    event_delivery_concurrency: int = Field(default=8, ge=1, le=200, alias="EVENT_DELIVERY_CONCURRENCY")
+    # How often an idle worker looks for new events (no NOTIFY: it would serialise commits).
+    event_poll_interval_s: float = Field(default=1.0, gt=0, le=60, alias="EVENT_POLL_INTERVAL_S")
+    # The delivery worker's own connections, apart from the webhooks' pool.
+    event_pool_size: int = Field(default=2, ge=1, le=20, alias="EVENT_POOL_SIZE")
+    # After a rotation the old secret signs beside the new one this long.
+    event_secret_grace_s: float = Field(default=86_400.0, ge=0, le=30 * 86_400, alias="EVENT_SECRET_GRACE_S")
     # PINs are hashed with HMAC-SHA256 under this key before scrypt (ivr.access.pins): the
     # key in base64, or a file holding it; neither: one is generated and kept under
     # IVR_DATA_DIR. It is never in the database, so a copied directory gives up no PIN;
@@ -379,6 +418,14 @@ class Settings(BaseModel):
     def _one_current_recording_key(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is not None and info.data.get("recording_key") is not None:
             raise ValueError("set RECORDING_KEY or RECORDING_KEY_FILE, not both (which would seal?)")
+        return value
+
+    @field_validator("event_lease_s")
+    @classmethod
+    def _lease_outlasts_a_delivery(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("event_delivery_timeout_s")
+        if timeout is not None and value <= timeout:
+            raise ValueError(f"must be longer than EVENT_DELIVERY_TIMEOUT_S ({timeout})")
         return value
 
     @field_validator("transfer_streams_per_process")

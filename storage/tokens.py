@@ -13,7 +13,9 @@ from storage.postgres import Connection
 
 __all__ = ["ROLES", "Token", "create_token", "find_token", "list_tokens", "revoke_token", "token_live"]
 
-ROLES = ("agent", "staff", "admin")
+ROLES = ("agent", "staff", "admin", "integration")
+# An integration token is one receiver's: it is scoped to its subscription (migration 0024).
+INTEGRATION = "integration"
 PREFIX = "ivr_"
 
 
@@ -24,17 +26,25 @@ class Token:
     role: str
     created_at: datetime
     revoked_at: datetime | None
+    subscription_id: int | None = None  # an integration token's subscription
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(conn: Connection, name: str, role: str) -> tuple[Token, str]:
-    """A new token: its record, and the secret itself (never stored, never shown again)."""
+async def create_token(
+    conn: Connection, name: str, role: str, subscription_id: int | None = None
+) -> tuple[Token, str]:
+    """A new token: its record, and the secret itself (never stored, never shown again).
+
+    An integration token needs ``subscription_id``; no other role may have one.
+    """
     secret = PREFIX + secrets.token_urlsafe(32)
     # Through the function the service's role may call (it cannot write the table itself).
-    token_id = await conn.fetchval("SELECT create_api_token($1, $2, $3)", name, role, _hash(secret))
+    token_id = await conn.fetchval(
+        "SELECT create_api_token($1, $2, $3, $4)", name, role, _hash(secret), subscription_id
+    )
     row = await conn.fetchrow("SELECT * FROM api_tokens WHERE id = $1", token_id)
     assert row is not None  # the function returned the id of the row it inserted
     return _token(row), secret
@@ -64,4 +74,4 @@ async def revoke_token(conn: Connection, token_id: int) -> bool:
 
 
 def _token(row: asyncpg.Record) -> Token:
-    return Token(row["id"], row["name"], row["role"], row["created_at"], row["revoked_at"])
+    return Token(row["id"], row["name"], row["role"], row["created_at"], row["revoked_at"], row["subscription_id"])

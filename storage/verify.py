@@ -58,6 +58,8 @@ EVIDENCE_TABLES = (
     "transfers",
     "transfer_events",
     "access_log",
+    "event_deliveries",  # 0024: events delivered, and applied by their receivers
+    "event_applications",
     "pin_unlocks",
 )
 _PREFETCH = 2_000

@@ -22,6 +22,8 @@ from schemathesis.checks import positive_data_acceptance
 from schemathesis.schemas import BaseSchema
 
 from ivr.api.openapi import OPENAPI
+from storage.subscriptions import create_subscription, set_disabled
+from storage.tokens import create_token
 from tests.conftest import AUTH_TOKEN, Storage, running_service
 from tests.fake_twilio import FakeTwilio
 from tests.fake_twilio_rest import fake_twilio_rest
@@ -35,6 +37,17 @@ MAX_EXAMPLES = 30
 class Live:
     base_url: str
     tokens: dict[str, str]
+
+
+async def integration_token(service) -> str:
+    """A receiver's token, for a subscription kept disabled (nothing is sent during the contract run)."""
+    async with service.pool.acquire() as conn:
+        sub = await create_subscription(
+            conn, "contract", "https://receiver.example/hook", ["consent.revoked"], "v1", "whsec_AA=="
+        )
+        await set_disabled(conn, sub, "contract test")
+        _, secret = await create_token(conn, "contract-integration", "integration", sub)
+    return secret
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +67,7 @@ def live(storage: Storage) -> Iterator[Live]:
                 running_service(storage, unused_port(), TWILIO_API_BASE_URL=rest.url) as service,
             ):
                 tokens = {role: await token_for(service, role, f"contract-{role}") for role in ROLES}
+                tokens["integration"] = await integration_token(service)
                 outcome["live"] = Live(service.base_url, tokens)
                 ready.set()
                 while not stop.is_set():
@@ -87,12 +101,14 @@ def api_schema(live: Live) -> BaseSchema:
 
 
 # Valid by the document yet refused by design: a phone number must be a real one (libphonenumber),
-# a purpose or flow one that is deployed, a cursor one a previous page gave. JSON Schema cannot say so.
+# a purpose or flow one that is deployed, a cursor one a previous page gave, a subscription's URL one that
+# resolves to public addresses. JSON Schema cannot say so.
 CHECKED_BEYOND_THE_SCHEMA = {
     "POST /api/transfers",
     "GET /api/subjects/{phone}/consents",
     "GET /api/consent-events",
     "GET /api/suppression",
+    "POST /api/subscriptions",  # a URL must resolve, to public addresses only
 }
 
 

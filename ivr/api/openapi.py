@@ -83,6 +83,26 @@ _ACCOUNT = {"type": "string", "pattern": ACCOUNT_NUMBER.pattern}
 _TRANSFER_ID = {"type": "string", "format": "uuid"}
 _REQUEST_STATUS = _enum("open", "in_progress", "done", "rejected")
 _EVENT = _object({"id": {"type": "integer"}, "kind": _STRING, "at": _STRING, "detail": {"type": "object"}})
+_NULLABLE_INTEGER = {"type": "integer", "nullable": True}
+_EVENT_TYPE = _enum("consent.granted", "consent.revoked", "request.opened", "request.status_changed", "*")
+_SUBSCRIPTION_ID = {"type": "integer", "format": "int64", "minimum": 1}
+_EVENT_ID = {"type": "string", "pattern": "^evt_[1-9][0-9]{0,17}$"}
+_SUBSCRIPTION = _object(
+    {
+        "id": {"type": "integer"},
+        "name": _STRING,
+        "url": _STRING,
+        "events": {"type": "array", "items": _STRING},
+        "scheme": _enum("v1", "v1a"),
+        "state": _enum("active", "disabled", "removed"),
+        "created_at": _STRING,
+        "disabled_at": _NULLABLE_STRING,
+        "disabled_reason": _NULLABLE_STRING,
+        "deliveries": _object(
+            {"pending": {"type": "integer"}, "delivered": {"type": "integer"}, "dead": {"type": "integer"}}
+        ),
+    }
+)
 
 SCHEMAS: dict[str, Any] = {
     "Error": _object({"error": _STRING}),
@@ -143,6 +163,35 @@ SCHEMAS: dict[str, Any] = {
     "RequestStatusChanged": _object({"request_id": {"type": "integer"}, "status": _REQUEST_STATUS}),
     "Suppression": _object({"purpose": _STRING, "numbers": _ROWS}),
     "AccessLog": _object({"entries": _ROWS, "holds": _ROWS}),
+    "NewSubscription": _object(
+        {
+            "url": {"type": "string", "format": "uri", "pattern": "^https://[^\\x00]+$", "maxLength": 2048},
+            "events": {"type": "array", "items": _EVENT_TYPE, "minItems": 1},
+        },
+        name=_TEXT,
+        ed25519={"type": "boolean"},
+    ),
+    "Subscription": _SUBSCRIPTION,
+    "SubscriptionWithSecret": _object(_SUBSCRIPTION["properties"] | {"secret": _STRING}),
+    "Subscriptions": _object({"subscriptions": {"type": "array", "items": _ref("Subscription")}}),
+    "DeadLetters": _object({"dead_letters": _ROWS}),
+    "Event": _object(
+        {
+            "specversion": _STRING,
+            "id": _STRING,
+            "type": _STRING,
+            "source": _STRING,
+            "time": _STRING,
+            "datacontenttype": _STRING,
+            "data": {"type": "object"},
+        }
+    ),
+    "Events": _object({"events": {"type": "array", "items": _ref("Event")}, "next_after": _NULLABLE_INTEGER}),
+    "EventTrail": _object({"event": _ref("Event"), "deliveries": _ROWS, "applications": _ROWS}),
+    "Applied": _object({"detail": _TEXT}),
+    "AppliedRecorded": _object(
+        {"event_id": _STRING, "subscription_id": {"type": "integer"}, "recorded": {"type": "boolean"}}
+    ),
 }
 
 OPENAPI: dict[str, Any] = {
@@ -301,6 +350,99 @@ OPENAPI: dict[str, Any] = {
                 [_query("limit", _LIMIT)],
                 errors=(400,),
             )
+        },
+        "/api/subscriptions": {
+            "get": _op("Subscriptions to events, with delivery counts", "admin", {"200": _json(_ref("Subscriptions"))}),
+            "post": _op(
+                "Subscribe a URL to events (the secret is shown once)",
+                "admin",
+                {"201": _json(_ref("SubscriptionWithSecret"), "Created")},
+                body=_ref("NewSubscription"),
+                errors=(400, 422),
+            ),
+        },
+        "/api/subscriptions/{subscription_id}": {
+            "delete": _op(
+                "Remove a subscription (its secrets are forgotten)",
+                "admin",
+                {"200": _json(_ref("Subscription"))},
+                [_path("subscription_id", _SUBSCRIPTION_ID)],
+                errors=(404,),
+            )
+        },
+        "/api/subscriptions/{subscription_id}/disable": {
+            "post": _op(
+                "Stop sending to a subscription (its events wait)",
+                "admin",
+                {"200": _json(_ref("Subscription"))},
+                [_path("subscription_id", _SUBSCRIPTION_ID)],
+                errors=(404, 409),
+            )
+        },
+        "/api/subscriptions/{subscription_id}/enable": {
+            "post": _op(
+                "Send to a subscription again",
+                "admin",
+                {"200": _json(_ref("Subscription"))},
+                [_path("subscription_id", _SUBSCRIPTION_ID)],
+                errors=(404, 409),
+            )
+        },
+        "/api/subscriptions/{subscription_id}/rotate-secret": {
+            "post": _op(
+                "A new signing secret (the old one signs too during the grace)",
+                "admin",
+                {"201": _json(_ref("SubscriptionWithSecret"), "Created")},
+                [_path("subscription_id", _SUBSCRIPTION_ID)],
+                errors=(404,),
+            )
+        },
+        "/api/subscriptions/{subscription_id}/dead-letters": {
+            "get": _op(
+                "Deliveries given up after the last attempt",
+                "admin",
+                {"200": _json(_ref("DeadLetters"))},
+                [_path("subscription_id", _SUBSCRIPTION_ID), _query("limit", _LIMIT)],
+                errors=(400, 404),
+            )
+        },
+        "/api/events": {
+            "get": _op(
+                "Events in ledger order (CloudEvents envelopes)",
+                "staff",
+                {"200": _json(_ref("Events"))},
+                [
+                    _query("after", {"type": "integer", "minimum": 0, "maximum": 999999999999999999}),
+                    _query("subject"),
+                    _query("limit", _LIMIT),
+                    _query("reason"),
+                ],
+                errors=(400,),
+            )
+        },
+        "/api/events/{event_id}": {
+            "get": _op(
+                "An event, where it was delivered, and who applied it",
+                "staff",
+                {"200": _json(_ref("EventTrail"))},
+                [_path("event_id", _EVENT_ID), _query("reason")],
+                errors=(400, 404),
+            )
+        },
+        "/api/events/{event_id}/applied": {
+            "post": {
+                **_op(
+                    "A receiver applied the event (integration token of its subscription)",
+                    "integration",
+                    {
+                        "200": _json(_ref("AppliedRecorded"), "Already recorded"),
+                        "201": _json(_ref("AppliedRecorded"), "Recorded"),
+                    },
+                    [_path("event_id", _EVENT_ID)],
+                    errors=(400, 404),
+                ),
+                "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("Applied")}}},
+            }
         },
         "/api/openapi.json": {"get": _op("This document", "agent", {"200": _json({"type": "object"})})},
     },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr.api import access_review, agents, backlog, calls, consents, openapi
+from ivr.api import access_review, agents, backlog, calls, consents, events, openapi, subscriptions
 
 __all__ = ["PREFIX", "setup_routes"]
 
@@ -25,4 +25,14 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/requests/{request_id}/status", backlog.change_request_status)
     app.router.add_get("/suppression", consents.suppression)
     app.router.add_get("/access-log", access_review.access_log)
+    app.router.add_get("/subscriptions", subscriptions.subscriptions)
+    app.router.add_post("/subscriptions", subscriptions.create_subscription)
+    app.router.add_delete("/subscriptions/{subscription_id}", subscriptions.remove)
+    app.router.add_post("/subscriptions/{subscription_id}/disable", subscriptions.disable_subscription)
+    app.router.add_post("/subscriptions/{subscription_id}/enable", subscriptions.enable_subscription)
+    app.router.add_post("/subscriptions/{subscription_id}/rotate-secret", subscriptions.rotate_subscription_secret)
+    app.router.add_get("/subscriptions/{subscription_id}/dead-letters", subscriptions.subscription_dead_letters)
+    app.router.add_get("/events", events.list_events)
+    app.router.add_get("/events/{event_id}", events.event_trail)
+    app.router.add_post("/events/{event_id}/applied", events.applied)
     app.router.add_get("/openapi.json", openapi.openapi_document)

@@ -14,6 +14,7 @@ from ivr.cli.flow_commands import flows, simulate
 from ivr.cli.proof_commands import prove
 from ivr.cli.retention_commands import holds, retention
 from ivr.cli.serve_commands import migrate, serve
+from ivr.cli.subscription_commands import subscriptions
 from storage.postgres import RoleTooStrong
 
 __all__ = ["main"]
@@ -53,5 +54,6 @@ for command in (
     tokens,
     users,
     customers,
+    subscriptions,
 ):
     main.add_command(command)

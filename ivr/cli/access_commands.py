@@ -11,7 +11,8 @@ from ivr.cli.common import (
     with_conn,
 )
 from storage.postgres import Connection
-from storage.tokens import ROLES, create_token, list_tokens, revoke_token
+from storage.subscriptions import find_subscription
+from storage.tokens import INTEGRATION, ROLES, Token, create_token, list_tokens, revoke_token
 from storage.users import create_user, disable_user, enable_user, set_password
 
 __all__ = ["tokens", "users"]
@@ -19,15 +20,24 @@ __all__ = ["tokens", "users"]
 
 @click.group()
 def tokens() -> None:
-    """API tokens for agents, staff and admins (stored only as hashes)."""
+    """API tokens for agents, staff, admins and integrations (stored only as hashes)."""
 
 
 @tokens.command("create")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--name", required=True, help="Whose token this is (shown in evidence and logs).")
-def tokens_create(role: str, name: str) -> None:
+@click.option("--subscription", "subscription_id", type=int, help="An integration token's subscription (needed).")
+def tokens_create(role: str, name: str, subscription_id: int | None) -> None:
     """Create a token and print it once; it cannot be shown again."""
-    token, secret = asyncio.run(with_conn(lambda conn: create_token(conn, name, role)))
+    if (role == INTEGRATION) != (subscription_id is not None):
+        raise click.UsageError("--subscription goes with --role integration, and only with it")
+
+    async def create(conn: Connection) -> tuple[Token, str]:
+        if subscription_id is not None and await find_subscription(conn, subscription_id) is None:
+            raise click.BadParameter(f"no subscription #{subscription_id}", param_hint="--subscription")
+        return await create_token(conn, name, role, subscription_id)
+
+    token, secret = asyncio.run(with_conn(create))
     click.echo(secret)
     click.echo(f"token #{token.id} for {name} ({role}); keep it now, it is not stored", err=True)
 
@@ -36,7 +46,10 @@ def tokens_create(role: str, name: str) -> None:
 def tokens_list() -> None:
     for token in asyncio.run(with_conn(list_tokens)):
         state = f"revoked {token.revoked_at.isoformat()}" if token.revoked_at else "live"
-        click.echo(f"#{token.id}  {token.role:<6} {token.name}  created {token.created_at.isoformat()}  {state}")
+        scope = f" (subscription #{token.subscription_id})" if token.subscription_id else ""
+        click.echo(
+            f"#{token.id}  {token.role:<6} {token.name}{scope}  created {token.created_at.isoformat()}  {state}"
+        )
 
 
 @tokens.command("revoke")
