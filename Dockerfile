@@ -13,7 +13,8 @@ COPY pyproject.toml README.md ./
 COPY flows ./flows
 COPY storage ./storage
 COPY ivr ./ivr
-RUN pip install . && useradd --system --uid 10001 --home-dir /app ivr && mkdir -p /app/var && chown ivr /app/var
+RUN pip install . && useradd --system --uid 10001 --home-dir /app ivr \
+    && mkdir -p /app/var /var/lib/ivr/checkpoints && chown ivr /app/var /var/lib/ivr/checkpoints
 
 USER ivr
 EXPOSE 8080
