@@ -1,10 +1,11 @@
 """How long an evidence append holds the ledger lock, and what concurrent writers get.
 
-    python bench/ledger_append.py [--dsn postgresql://postgres@127.0.0.1/postgres] [--events 2000]
+    python bench/ledger_append.py [--dsn postgresql://postgres@127.0.0.1/postgres] [--events 2000] [--rounds 3]
 
 Creates a scratch database on the server (or an embedded Postgres without --dsn), migrates
 it (once as of migration 0021, once up to date, for a before/after of 0022's event outbox:
-a trigger on the ledger that writes an event for every decision), then measures, per
+a trigger on the ledger that writes an event for every decision; the two take turns over
+--rounds, and each side's median is compared), then measures, per
 transaction, the time from calling ledger_append (which takes the lock) to the end of
 COMMIT (which releases it): that is the lock's hold time. It then runs 8 concurrent writers
 the old way (a transaction of four round trips) and the webhook way (one statement), and
@@ -119,12 +120,12 @@ async def the_call(pool: asyncpg.Pool) -> None:
         await append(conn, [EvidenceRow("calls", call)])
 
 
-async def concurrent(pool: asyncpg.Pool, events: int, label: str, write) -> float:
+async def concurrent(pool: asyncpg.Pool, events: int, label: str, write, base: int = 0) -> float:
     latencies: list[float] = []
 
     async def writer(w: int) -> None:
         for n in range(events // 8):
-            total, _ = await write(pool, w * events + n)
+            total, _ = await write(pool, base + w * events + n)
             latencies.append(total)
 
     start = time.perf_counter()
@@ -137,7 +138,7 @@ async def concurrent(pool: asyncpg.Pool, events: int, label: str, write) -> floa
     return len(latencies) / elapsed
 
 
-async def grouped(pool: asyncpg.Pool, events: int) -> float:
+async def grouped(pool: asyncpg.Pool, events: int, base: int = 0) -> float:
     """What the service does: webhooks hand rows to a shared appender (group commit)."""
     latencies: list[float] = []
     async with appender(pool, acquire_timeout_s=POOL_ACQUIRE_S) as writing:
@@ -149,7 +150,7 @@ async def grouped(pool: asyncpg.Pool, events: int) -> float:
 
         start = time.perf_counter()
         for wave in range(0, events * 4, 200):  # 200 webhooks in flight
-            await asyncio.gather(*(webhook(100 * events + wave + i) for i in range(200)))
+            await asyncio.gather(*(webhook(base + 100 * events + wave + i) for i in range(200)))
         elapsed = time.perf_counter() - start
         print(
             f"200 webhooks at once through the group-commit appender: {len(latencies) / elapsed:.0f} appends/s "
@@ -165,55 +166,77 @@ async def grouped(pool: asyncpg.Pool, events: int) -> float:
 BEFORE_OUTBOX = 21
 
 
-async def bench(dsn: str, events: int, *, through: int | None = None) -> dict[str, float]:
+async def migrated_pool(dsn: str, through: int | None) -> asyncpg.Pool:
     owner = await connect(dsn)
     await apply_migrations(owner, through=through)
     await owner.close()
     pool = await create_pool(as_service_role(dsn), command_timeout_s=QUERY_TIMEOUT_S, min_size=8, max_size=8)
-    try:
-        await the_call(pool)
-        figures = {}
-        if through is None:
-            solo = [await one(pool, n) for n in range(events)]
-            holds = [h for _, h in solo]
-            print(
-                f"single writer, {events} appends: lock held p50 {pct(holds, 0.5):.3f} ms, "
-                f"p99 {pct(holds, 0.99):.3f} ms, max {max(holds):.3f} ms"
-            )
-            await concurrent(pool, events, "8 writers, a transaction each (BEGIN, INSERT, ledger_append, COMMIT)", one)
-        figures["statement"] = await concurrent(
-            pool, events, "8 writers, one statement each (append_evidence)", one_statement
-        )
-        figures["grouped"] = await grouped(pool, events)
-        return figures
-    finally:
-        await pool.close()
+    await the_call(pool)
+    return pool
+
+
+async def webhook_paths(pool: asyncpg.Pool, events: int, base: int) -> dict[str, float]:
+    """The webhook path's two ways, on one schema: one statement each, and group commit."""
+    return {
+        "statement": await concurrent(
+            pool, events, "8 writers, one statement each (append_evidence)", one_statement, base
+        ),
+        "grouped": await grouped(pool, events, base),
+    }
+
+
+async def lock_hold(pool: asyncpg.Pool, events: int, base: int) -> None:
+    solo = [await one(pool, base + n) for n in range(events)]
+    holds = [h for _, h in solo]
+    print(
+        f"single writer, {events} appends: lock held p50 {pct(holds, 0.5):.3f} ms, "
+        f"p99 {pct(holds, 0.99):.3f} ms, max {max(holds):.3f} ms"
+    )
+    await concurrent(pool, events, "8 writers, a transaction each (BEGIN, INSERT, ledger_append, COMMIT)", one, base)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", help="a Postgres server DSN (default: an embedded Postgres)")
     parser.add_argument("--events", type=int, default=2000)
+    # Before and after take turns (the order swapped each round), so a neighbour's load on
+    # a shared machine falls on both alike; the figures compared are each side's median.
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    schemas = {"before": BEFORE_OUTBOX, "after": None}
     with contextlib.ExitStack() as stack:
         server = args.dsn or stack.enter_context(embedded_postgres(Path(tempfile.mkdtemp())))
         admin = await asyncpg.connect(server)
-        figures = {}
+        names = {label: "ivr_bench_" + secrets.token_hex(4) for label in schemas}
+        pools: dict[str, asyncpg.Pool] = {}
+        figures: dict[str, dict[str, list[float]]] = {label: {"statement": [], "grouped": []} for label in schemas}
         try:
-            for label, through in (("before", BEFORE_OUTBOX), ("after", None)):
-                name = "ivr_bench_" + secrets.token_hex(4)
-                await admin.execute(f'CREATE DATABASE "{name}"')
-                try:
-                    print(f"== {label}: schema {f'through {through:04d}' if through else 'up to date'}")
-                    dsn = urlunsplit(urlsplit(server)._replace(path="/" + name))
-                    figures[label] = await bench(dsn, args.events, through=through)
-                finally:
-                    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            for label, through in schemas.items():
+                await admin.execute(f'CREATE DATABASE "{names[label]}"')
+                dsn = urlunsplit(urlsplit(server)._replace(path="/" + names[label]))
+                pools[label] = await migrated_pool(dsn, through)
+            for round_no in range(args.rounds):
+                order = list(schemas) if round_no % 2 == 0 else list(reversed(schemas))
+                for label in order:
+                    schema = f"through {schemas[label]:04d}" if schemas[label] else "up to date"
+                    print(f"== round {round_no + 1}, {label}: schema {schema}")
+                    paths = await webhook_paths(pools[label], args.events, base=round_no * 1_000 * args.events)
+                    for path, rate in paths.items():
+                        figures[label][path].append(rate)
+            print("== after: how long an append holds the ledger's lock")
+            await lock_hold(pools["after"], args.events, base=(args.rounds + 1) * 1_000 * args.events)
         finally:
+            for pool in pools.values():
+                await pool.close()
+            for name in names.values():
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
         for path in ("statement", "grouped"):
-            before, after = figures["before"][path], figures["after"][path]
-            print(f"after/before, {path}: {after / before:.2f}x ({before:.0f} -> {after:.0f} appends/s)")
+            before, after = (statistics.median(figures[label][path]) for label in ("before", "after"))
+            print(
+                f"after/before, {path} (median of {args.rounds}): {after / before:.2f}x "
+                f"({before:.0f} -> {after:.0f} appends/s)"
+            )
 
 
 if __name__ == "__main__":

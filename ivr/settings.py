@@ -394,6 +394,9 @@ class Settings(BaseModel):
     event_pool_size: int = Field(default=2, ge=1, le=20, alias="EVENT_POOL_SIZE")
     # After a rotation the old secret signs beside the new one this long.
     event_secret_grace_s: float = Field(default=86_400.0, ge=0, le=30 * 86_400, alias="EVENT_SECRET_GRACE_S")
+    # How often each process looks for CPNI approvals deemed since (the window is 30 days:
+    # minutes late is nothing; the scan reads every old notice without a decision).
+    event_deemed_scan_s: float = Field(default=300.0, gt=0, le=86_400, alias="EVENT_DEEMED_SCAN_S")
     # PINs are hashed with HMAC-SHA256 under this key before scrypt (ivr.access.pins): the
     # key in base64, or a file holding it; neither: one is generated and kept under
     # IVR_DATA_DIR. It is never in the database, so a copied directory gives up no PIN;

@@ -29,7 +29,8 @@ class EventType(StrEnum):
     CONSENT_REVOKED = "consent.revoked"
     REQUEST_OPENED = "request.opened"
     REQUEST_STATUS_CHANGED = "request.status_changed"
-    # Emitted when the 30-day CPNI opt-out clock runs out: not made yet (docs/integrations.md).
+    # The 30-day CPNI opt-out window ran out after the number's notice, no decision reaching
+    # it: noted by a periodic scan (storage/deemed_approvals.py, migration 0025).
     CPNI_DEEMED_GRANTED = "cpni.deemed_granted"
 
 

@@ -33,9 +33,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(
-    conn: Connection, name: str, role: str, subscription_id: int | None = None
-) -> tuple[Token, str]:
+async def create_token(conn: Connection, name: str, role: str, subscription_id: int | None = None) -> tuple[Token, str]:
     """A new token: its record, and the secret itself (never stored, never shown again).
 
     An integration token needs ``subscription_id``; no other role may have one.

@@ -60,6 +60,7 @@ EVIDENCE_TABLES = (
     "access_log",
     "event_deliveries",  # 0024: events delivered, and applied by their receivers
     "event_applications",
+    "deemed_approvals",  # 0025: CPNI approval assumed after the opt-out window
     "pin_unlocks",
 )
 _PREFETCH = 2_000

@@ -279,9 +279,11 @@ async def test_a_target_that_turns_private_is_refused_at_delivery(storage, http,
 
 async def test_two_processes_never_send_one_attempt_twice_at_once(storage, http, receiver) -> None:
     receiver.delay_s = 0.3  # slow: a second sender would overlap
+    # One request at a time each, so neither process can take every delivery in one claim.
+    one_at_a_time = QUICK_DELIVERY | {"EVENT_DELIVERY_CONCURRENCY": "1"}
     async with (
-        running_service(storage, unused_port(), **QUICK_DELIVERY) as one,
-        running_service(storage, unused_port(), **QUICK_DELIVERY) as two,
+        running_service(storage, unused_port(), **one_at_a_time) as one,
+        running_service(storage, unused_port(), **one_at_a_time) as two,
     ):
         async with one.pool.acquire() as conn:
             sub = await conn.fetchval(

@@ -9,7 +9,7 @@ import pytest
 from storage.outbox import event_id, events_after, seq_of
 from tests.helpers import api, token_for
 
-KINDS = ("consent_events", "requests", "request_events")
+KINDS = ("consent_events", "requests", "request_events", "deemed_approvals")
 
 
 async def test_a_revocation_by_phone_makes_one_event_named_by_its_ledger_entry(twilio, db) -> None:

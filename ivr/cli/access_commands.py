@@ -47,9 +47,7 @@ def tokens_list() -> None:
     for token in asyncio.run(with_conn(list_tokens)):
         state = f"revoked {token.revoked_at.isoformat()}" if token.revoked_at else "live"
         scope = f" (subscription #{token.subscription_id})" if token.subscription_id else ""
-        click.echo(
-            f"#{token.id}  {token.role:<6} {token.name}{scope}  created {token.created_at.isoformat()}  {state}"
-        )
+        click.echo(f"#{token.id}  {token.role:<6} {token.name}{scope}  created {token.created_at.isoformat()}  {state}")
 
 
 @tokens.command("revoke")

@@ -76,9 +76,7 @@ class Outcome:
 class Deliverer:
     """Sends due deliveries, at most ``policy.concurrency`` at once, until cancelled."""
 
-    def __init__(
-        self, pool: asyncpg.Pool, http: aiohttp.ClientSession, policy: DeliveryPolicy, source: str
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, http: aiohttp.ClientSession, policy: DeliveryPolicy, source: str) -> None:
         self._pool = pool
         self._http = http
         self._policy = policy
