@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from storage.event_receipts import OF_THE_CALL_S_EVENTS
 from storage.postgres import Connection
 
 __all__ = ["call_story", "subject_timeline"]
@@ -34,6 +35,13 @@ async def call_story(conn: Connection, call_sid: str) -> dict[str, Any] | None:
     story: dict[str, Any] = {"call": call[0]}
     for name, table, order in _STORY:
         story[name] = await _rows_with_entries(conn, table, order, call_sid)
+    # What became of the call's decisions and requests once decided: each system told
+    # (event_deliveries) and each that said it applied them (event_applications).
+    for name, table, at in (
+        ("told", "event_deliveries", "delivered_at"),
+        ("applied", "event_applications", "applied_at"),
+    ):
+        story[name] = await _receipts(conn, table, at, call_sid)
     story["transfers"] = [
         dict(r)
         for r in await conn.fetch(
@@ -48,6 +56,22 @@ async def call_story(conn: Connection, call_sid: str) -> dict[str, Any] | None:
         )
     ]
     return story
+
+
+async def _receipts(conn: Connection, table: str, at: str, call_sid: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""
+        SELECT to_jsonb(t.*) AS content, l.seq AS ledger_seq, l.prev_hash, l.hash
+        FROM {table} t LEFT JOIN ledger l ON l.kind = '{table}' AND l.ref_id = t.id
+        WHERE t.{OF_THE_CALL_S_EVENTS}
+        ORDER BY t.{at}, t.id
+        """,
+        call_sid,
+    )
+    return [
+        {"row": r["content"], "ledger": {"seq": r["ledger_seq"], "prev_hash": r["prev_hash"], "hash": r["hash"]}}
+        for r in rows
+    ]
 
 
 async def _rows_with_entries(conn: Connection, table: str, order: str, call_sid: str) -> list[dict[str, Any]]:

@@ -8,7 +8,15 @@ from storage.ledger import EvidenceRow, append
 from storage.outbox import event_id
 from storage.postgres import Connection
 
-__all__ = ["applications_of", "deliveries_of", "record_application", "was_sent_to"]
+__all__ = ["OF_THE_CALL_S_EVENTS", "applications_of", "deliveries_of", "record_application", "was_sent_to"]
+
+# A receipt's condition for belonging to call $1: its event told of one of the call's
+# decisions or requests (for the call's story and its bundle's proofs).
+OF_THE_CALL_S_EVENTS = """seq IN (
+  SELECT e.seq FROM ledger e JOIN consent_events c ON e.kind = 'consent_events' AND e.ref_id = c.id
+  WHERE c.call_sid = $1
+  UNION ALL
+  SELECT e.seq FROM ledger e JOIN requests r ON e.kind = 'requests' AND e.ref_id = r.id WHERE r.call_sid = $1)"""
 
 
 async def was_sent_to(conn: Connection, subscription_id: int, seq: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from storage.event_receipts import OF_THE_CALL_S_EVENTS
 from storage.merkle import Levels, leaf_data, leaf_hash
 from storage.postgres import Connection
 
@@ -37,6 +38,9 @@ _BY_CALL_SID = (
 _THROUGH = {
     "request_events": "request_id IN (SELECT id FROM requests WHERE call_sid = $1)",
     "transfer_events": "transfer_id IN (SELECT transfer_id FROM transfers WHERE call_sid = $1)",
+    # Who was told of the call's decisions and requests, and who said they applied them.
+    "event_deliveries": OF_THE_CALL_S_EVENTS,
+    "event_applications": OF_THE_CALL_S_EVENTS,
     # The scripts the call ran (an agent's transfer moves it to another flow mid-call).
     "flow_versions": """version IN (SELECT flow_version FROM calls WHERE call_sid = $1
                                   UNION SELECT flow_version FROM keypresses WHERE call_sid = $1

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import zipfile
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -11,11 +14,12 @@ import pytest
 from aiohttp.test_utils import unused_port
 from click.testing import CliRunner
 
+from ivr import appkeys
 from ivr.cli import main
 from storage.tokens import create_token
 from tests.conftest import Service, Storage, running_service
 from tests.event_receiver import QUICK_DELIVERY, Receiver, event_receiver
-from tests.helpers import api, token_for, verify
+from tests.helpers import api, run_verify_py, token_for, verify
 from tests.test_event_deliveries import revoke_by_phone, until
 
 
@@ -40,7 +44,9 @@ async def subscription_with_token(service: Service, url: str, types: list[str], 
     return sub, secret
 
 
-async def test_a_revocation_s_evidence_shows_received_told_and_applied(quick, http, receiver, storage) -> None:
+async def test_a_revocation_s_evidence_shows_received_told_and_applied(
+    quick, http, receiver, storage, tmp_path
+) -> None:
     crm, crm_token = await subscription_with_token(quick, receiver.url, ["consent.revoked"], "crm")
     other, other_token = await subscription_with_token(quick, receiver.url, ["request.opened"], "other")
     try:
@@ -76,6 +82,25 @@ async def test_a_revocation_s_evidence_shows_received_told_and_applied(quick, ht
         assert told["delivered_at"] <= done["applied_at"]
         _, listed = await api(http, "GET", f"{quick.base_url}/api/events?subject={quote(caller)}", staff)
         assert [e["id"] for e in listed["events"]] == [event_id]
+        # The call's own evidence (its story, the bundle's evidence.json) shows them too, checked.
+        call_sid = trail["event"]["data"]["call_sid"]
+        _, story = await api(http, "GET", f"{quick.base_url}/api/calls/{call_sid}/evidence", staff)
+        assert [r["row"]["subscription_id"] for r in story["told"]] == [crm]
+        assert [r["row"]["detail"] for r in story["applied"]] == ["dialer list updated"]
+        assert story["chain_check"]["intact"]
+        decided = story["decisions"][0]["ledger"]["seq"]
+        assert decided < story["told"][0]["ledger"]["seq"] < story["applied"][0]["ledger"]["seq"]
+        async with http.get(
+            f"{quick.base_url}/api/calls/{call_sid}/evidence.zip", headers={"Authorization": f"Bearer {staff}"}
+        ) as resp:
+            assert resp.status == 200
+            zipfile.ZipFile(io.BytesIO(await resp.read())).extractall(tmp_path / "bundle")
+        proofs = json.loads((tmp_path / "bundle" / "proofs.json").read_text())
+        assert {"event_deliveries", "event_applications"} <= {e["kind"] for e in proofs["entries"]}
+        code, out = await run_verify_py(
+            tmp_path / "bundle", "--public-key", quick.app[appkeys.CHECKPOINT_SIGNER].public_key
+        )
+        assert code == 0, out  # an auditor's offline check covers who was told and who applied it
     finally:
         async with quick.pool.acquire() as conn:
             for sub in (crm, other):

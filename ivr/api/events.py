@@ -44,6 +44,7 @@ async def list_events(request: web.Request) -> web.Response:
 @requires("staff")
 async def event_trail(request: web.Request) -> web.Response:
     """``GET /api/events/{event_id}``: the event, each delivery of it and each receiver's word it applied it."""
+    refuse_nul(request)
     seq = _seq(request)
     pool = request.config_dict[PG_POOL]
     await note_view(pool, viewer_of(request), "events.read", request.match_info["event_id"])

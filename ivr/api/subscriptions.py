@@ -11,7 +11,7 @@ from ivr.access.roles import ADMIN, requires
 from ivr.api.errors import api_error
 from ivr.api.params import fits_bigint, json_response, page_size
 from ivr.appkeys import PG_POOL, SETTINGS
-from ivr.integrations.subscribing import BadSubscription, add_subscription, event_types, rotate
+from ivr.integrations.subscribing import BadSubscription, add_subscription, event_types, rotate, vet
 from ivr.time_budget import POOL_ACQUIRE_S
 from storage.deliveries import dead_letters
 from storage.subscriptions import Subscription, find_subscription, list_subscriptions, remove_subscription, set_disabled
@@ -50,11 +50,12 @@ async def create_subscription(request: web.Request) -> web.Response:
     allow_private = request.config_dict[SETTINGS].event_allow_private_targets
     try:
         types = event_types(",".join(asked))
-        async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
-            added = await add_subscription(conn, url, types, name, ed25519=ed25519, allow_private=allow_private)
-            created = await find_subscription(conn, added.id)
+        await vet(url, name, allow_private=allow_private)
     except BadSubscription as exc:
         raise api_error(422, exc.message) from exc
+    async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
+        added = await add_subscription(conn, url, types, name, ed25519=ed25519)
+        created = await find_subscription(conn, added.id)
     assert created is not None
     return json_response(view(created) | {"secret": added.secret}, status=201)
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import click
 
 from ivr.cli.common import load_settings, with_conn
-from ivr.integrations.subscribing import BadSubscription, add_subscription, event_types, rotate
+from ivr.integrations.subscribing import Added, BadSubscription, add_subscription, event_types, rotate, vet
 from storage.deliveries import dead_letters, requeue_dead
 from storage.postgres import Connection
 from storage.subscriptions import Subscription, find_subscription, list_subscriptions, remove_subscription, set_disabled
@@ -30,13 +30,14 @@ def subscriptions() -> None:
 def subscriptions_add(url: str, types: str, name: str | None, ed25519: bool) -> None:
     """Subscribe URL to events; print its id, then its secret (whsec_…, or whpk_… with --ed25519), once."""
     allow_private = load_settings(os.environ, need_twilio=False).event_allow_private_targets
-    try:
+
+    async def adding() -> Added:
         asked = event_types(types)
-        added = asyncio.run(
-            with_conn(
-                lambda conn: add_subscription(conn, url, asked, name, ed25519=ed25519, allow_private=allow_private)
-            )
-        )
+        await vet(url, name, allow_private=allow_private)
+        return await with_conn(lambda conn: add_subscription(conn, url, asked, name, ed25519=ed25519))
+
+    try:
+        added = asyncio.run(adding())
     except BadSubscription as exc:
         raise click.BadParameter(exc.message) from None
     click.echo(added.id)

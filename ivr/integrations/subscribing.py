@@ -11,7 +11,7 @@ from storage.outbox import EventType
 from storage.postgres import Connection
 from storage.subscriptions import create_subscription, rotate_secret
 
-__all__ = ["Added", "BadSubscription", "add_subscription", "event_types", "rotate"]
+__all__ = ["Added", "BadSubscription", "add_subscription", "event_types", "rotate", "vet"]
 
 # Names are for people reading lists and evidence; a URL's length is the HTTP norm's.
 MAX_NAME = 200
@@ -44,15 +44,18 @@ def event_types(text: str) -> list[str]:
     return list(dict.fromkeys(asked))
 
 
-async def add_subscription(
-    conn: Connection, url: str, types: list[str], name: str | None, *, ed25519: bool, allow_private: bool
-) -> Added:
+async def vet(url: str, name: str | None, *, allow_private: bool) -> None:
+    """Refuse what cannot be a subscription's URL or name (its host is resolved: no connection held)."""
     if len(url) > MAX_URL or (name is not None and not 0 < len(name) <= MAX_NAME) or "\x00" in url + (name or ""):
         raise BadSubscription(f"url must be at most {MAX_URL} characters and name 1 to {MAX_NAME}")
     try:
         await check_target(url, allow_private=allow_private)
     except TargetRefused as exc:
         raise BadSubscription(f"url {exc.message}") from None
+
+
+async def add_subscription(conn: Connection, url: str, types: list[str], name: str | None, *, ed25519: bool) -> Added:
+    """Make the subscription (its URL ``vet``-ted first) with a new secret."""
     scheme = Scheme.ED25519 if ed25519 else Scheme.HMAC_SHA256
     secret = new_secret(scheme)
     new_id = await create_subscription(conn, name or url, url, types, scheme.value, secret.stored)
