@@ -3,8 +3,8 @@
     python bench/ledger_append.py [--dsn postgresql://postgres@127.0.0.1/postgres] [--events 2000] [--rounds 3]
 
 Creates a scratch database on the server (or an embedded Postgres without --dsn), migrates
-it (once as of migration 0021, once up to date, for a before/after of 0022's event outbox:
-a trigger on the ledger that writes an event for every decision; the two take turns over
+it (once as of migration 0021, once up to date, for a before/after of the event outbox of
+0022-0027: link_entries writes an event for every decision it chains; the two take turns over
 --rounds, and each side's median is compared), then measures, per
 transaction, the time from calling ledger_append (which takes the lock) to the end of
 COMMIT (which releases it): that is the lock's hold time. It then runs 8 concurrent writers
@@ -160,8 +160,8 @@ async def grouped(pool: asyncpg.Pool, events: int, base: int = 0) -> float:
         return len(latencies) / elapsed
 
 
-# The last schema without the event outbox; since 0022 a trigger on the ledger writes an
-# event for every decision, request and request status change, in the same transaction.
+# The last schema without the event outbox; since 0022 (0027: inside link_entries) an event
+# is written for every decision, request and request status change, in the same transaction.
 # The webhook path (append_evidence) is compared on both, in this one run.
 BEFORE_OUTBOX = 21
 

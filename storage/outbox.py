@@ -1,8 +1,10 @@
 """The transactional outbox: the events that decisions, requests and their changes made.
 
-Migration 0022 writes them (a trigger on the ledger, in the evidence's own transaction);
-this module only reads them. An event's id is its ledger entry, ``evt_<seq>``: the same
-for every delivery of it, so receivers de-duplicate on it.
+The ledger's ``link_entries`` writes them as it chains the rows they tell of, in the
+evidence's own transaction (migrations 0022, 0027); this module only reads them. An event's
+data is rendered from its entry and chained row when it is read (``event_data``), off the
+commit path. An event's id is its ledger entry, ``evt_<seq>``: the same for every delivery
+of it, so receivers de-duplicate on it.
 """
 
 from __future__ import annotations
@@ -58,16 +60,16 @@ def seq_of(text: str) -> int | None:
 
 
 async def event_by_id(conn: Connection, seq: int) -> Event | None:
-    row = await conn.fetchrow("SELECT * FROM events WHERE seq = $1", seq)
+    row = await conn.fetchrow(f"{_SELECT} WHERE seq = $1", seq)
     return _event(row) if row else None
 
 
 async def events_after(conn: Connection, after_seq: int, limit: int, subject: str | None = None) -> list[Event]:
     """Events in ledger order after ``after_seq`` (those reaching ``subject``, if given)."""
     rows = await conn.fetch(
-        """
-        SELECT * FROM events
-        WHERE seq > $1 AND ($3::text IS NULL OR data -> 'reaches' ? $3 OR data ->> 'subject' = $3)
+        f"""
+        {_SELECT}
+        WHERE seq > $1 AND ($3::text IS NULL OR ordering_key = $3 OR event_data(seq) -> 'reaches' ? $3)
         ORDER BY seq LIMIT $2
         """,
         after_seq,
@@ -75,6 +77,9 @@ async def events_after(conn: Connection, after_seq: int, limit: int, subject: st
         subject,
     )
     return [_event(r) for r in rows]
+
+
+_SELECT = "SELECT seq, type, ordering_key, occurred_at, event_data(seq) AS data FROM events"
 
 
 def _event(row: asyncpg.Record) -> Event:
