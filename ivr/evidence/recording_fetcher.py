@@ -101,7 +101,12 @@ class RecordingFetcher:
         process that has one (nothing is lost, nothing is fetched with a webhook's account).
         """
         if self._account_sid is None:
-            log.error("recording_fetch_not_configured", missing="TWILIO_ACCOUNT_SID")
+            # A warning, not an error: a laptop in dev mode has no account, and loses nothing.
+            log.warning(
+                "recording_fetch_not_configured",
+                missing="TWILIO_ACCOUNT_SID",
+                effect="recordings wait in the fetch queue until a process with it fetches them",
+            )
             return
         last_sweep = 0.0
         loop = asyncio.get_running_loop()
