@@ -66,8 +66,8 @@ def _redact(match: re.Match[str]) -> str:
 def _mask_text(text: str) -> str:
     """``text`` with secrets redacted and phone numbers masked, in every format people write
     them, also when URL-encoded (``%2B1415…``, ``(415)%20555-0199``)."""
-    if "%" in text or "+" in text:
-        text = unquote_plus(text) if "%" in text else text
+    if "%" in text:  # a query string or path as sent: read it as it was meant
+        text = unquote_plus(text)
     text = _SECRET.sub(_redact, text)
     text = _PHONE.sub(lambda m: mask_phone_number(m.group(0)), text)
     if len(_DIGIT.findall(text)) < _DIGITS_FOR_A_NUMBER:
