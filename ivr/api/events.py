@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from aiohttp import web
 
 from ivr.access.audit import note_view, viewer_of
@@ -10,13 +12,15 @@ from ivr.api.auth import TOKEN
 from ivr.api.errors import api_error
 from ivr.api.params import json_response, page_size, refuse_nul
 from ivr.appkeys import PG_POOL, SETTINGS
+from ivr.integrations.deadline_watch import business_today
 from ivr.integrations.envelope import envelope
 from ivr.time_budget import POOL_ACQUIRE_S
 from storage.event_receipts import applications_of, deliveries_of, record_application, was_sent_to
 from storage.outbox import event_by_id, events_after, seq_of
+from storage.revocations_due import due_revocations
 from storage.tokens import INTEGRATION
 
-__all__ = ["applied", "event_trail", "list_events"]
+__all__ = ["applied", "event_trail", "list_events", "revocations_due"]
 
 # What a receiver may say it did: a line or two for the evidence, not a document.
 MAX_DETAIL = 1000
@@ -55,6 +59,36 @@ async def event_trail(request: web.Request) -> web.Response:
         delivered, applied_by = await deliveries_of(conn, seq), await applications_of(conn, seq)
     source = request.config_dict[SETTINGS].base_url
     return json_response({"event": envelope(event, source), "deliveries": delivered, "applications": applied_by})
+
+
+@requires("staff")
+async def revocations_due(request: web.Request) -> web.Response:
+    """``GET /api/revocations/due?as_of=YYYY-MM-DD&limit=``: revocations not applied by every subscriber.
+
+    Overdue: past the honor-by date as of ``as_of`` (default today where the business is),
+    so staff can also see what will be overdue by a coming day. Each with its subscriptions:
+    delivered at, applied at, dead-lettered.
+    """
+    refuse_nul(request)
+    today = business_today(request.config_dict[SETTINGS].business_timezone)
+    as_of = _date(request.query.get("as_of")) or today
+    limit = page_size(request.query.get("limit", "100"))
+    pool = request.config_dict[PG_POOL]
+    await note_view(pool, viewer_of(request), "revocations.due", as_of.isoformat())
+    async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+        found = await due_revocations(conn, as_of, limit)
+    return json_response({"as_of": as_of, "revocations": [r.as_json() for r in found]})
+
+
+def _date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        if len(text) != 10:  # fromisoformat also reads 20261204 and week dates
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise api_error(400, "as_of must be a date (YYYY-MM-DD)") from exc
 
 
 @requires(INTEGRATION)

@@ -187,6 +187,36 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "Events": _object({"events": {"type": "array", "items": _ref("Event")}, "next_after": _NULLABLE_INTEGER}),
+    "RevocationsDue": _object(
+        {
+            "as_of": _STRING,
+            "revocations": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "event_id": _STRING,
+                        "subject": _STRING,
+                        "purpose": _STRING,
+                        "revoked_at": _STRING,
+                        "honor_by": _NULLABLE_STRING,
+                        "overdue": {"type": "boolean"},
+                        "subscriptions": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "subscription_id": {"type": "integer"},
+                                    "name": _STRING,
+                                    "delivered_at": _NULLABLE_STRING,
+                                    "applied_at": _NULLABLE_STRING,
+                                    "dead_lettered": {"type": "boolean"},
+                                }
+                            ),
+                        },
+                    }
+                ),
+            },
+        }
+    ),
     "EventTrail": _object({"event": _ref("Event"), "deliveries": _ROWS, "applications": _ROWS}),
     "Applied": _object({"detail": _TEXT}),
     "AppliedRecorded": _object(
@@ -443,6 +473,15 @@ OPENAPI: dict[str, Any] = {
                 ),
                 "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("Applied")}}},
             }
+        },
+        "/api/revocations/due": {
+            "get": _op(
+                "Revocations not yet applied by every subscribed system; overdue past their honor-by date",
+                "staff",
+                {"200": _json(_ref("RevocationsDue"))},
+                [_query("as_of", {"type": "string", "format": "date"}), _query("limit", _LIMIT), _query("reason")],
+                errors=(400,),
+            )
         },
         "/api/openapi.json": {"get": _op("This document", "agent", {"200": _json({"type": "object"})})},
     },

@@ -1,9 +1,9 @@
 """The delivery worker's cleanup context: its own pool and HTTP client, background tasks.
 
-Two tasks: the worker, and the scan that notes CPNI approvals deemed after the opt-out
-window (so that they too are events). Listed last in the app's cleanup contexts, so it
-stops first: in-flight deliveries are cut short (their leases run out and they are sent
-again), then its connections close.
+Three tasks: the worker, the scan that notes CPNI approvals deemed after the opt-out
+window (so that they too are events), and the watch on revocations' honor-by dates.
+Listed last in the app's cleanup contexts, so it stops first: in-flight deliveries are cut
+short (their leases run out and they are sent again), then its connections close.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aiohttp.resolver import DefaultResolver
 
 from ivr import appkeys
 from ivr.flow_catalog import purpose_rules
+from ivr.integrations.deadline_watch import watch_deadlines
 from ivr.integrations.delivery import Deliverer, DeliveryPolicy
 from ivr.integrations.targets import GuardedResolver
 from ivr.ops.tasks import in_background
@@ -56,7 +57,12 @@ async def deliveries_ctx(app: web.Application) -> AsyncIterator[None]:
             deliverer = Deliverer(pool, http, policy, settings.base_url)
             app[appkeys.EVENT_DELIVERER] = deliverer
             scan = _note_deemed_every(settings.event_deemed_scan_s, pool, _opt_out_windows(app))
-            async with in_background(deliverer.run(), "event-deliveries"), in_background(scan, "deemed-approvals"):
+            watch = watch_deadlines(pool, app[appkeys.REDIS], settings.business_timezone)
+            async with (
+                in_background(deliverer.run(), "event-deliveries"),
+                in_background(scan, "deemed-approvals"),
+                in_background(watch, "revocation-deadlines"),
+            ):
                 yield
     finally:
         await _close(pool)

@@ -12,8 +12,10 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ivr.appkeys import METRICS, PG_POOL, REDIS, SETTINGS
+from ivr.integrations.deadline_watch import business_today
 from ivr.time_budget import POOL_ACQUIRE_S
 from storage.recordings import pending_fetches
+from storage.revocations_due import count_overdue
 
 __all__ = ["healthz", "metrics_page", "readyz"]
 
@@ -65,4 +67,6 @@ async def metrics_page(request: web.Request) -> web.Response:
     metrics.pool_in_use.set(pool.get_size() - pool.get_idle_size())
     async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
         metrics.recording_backlog.set(await pending_fetches(conn))
+        today = business_today(request.app[SETTINGS].business_timezone)
+        metrics.revocations_overdue.set(await count_overdue(conn, today))
     return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -71,5 +71,11 @@ class Metrics:
         self.recording_backlog = Gauge(
             "ivr_recording_fetch_backlog", "Recordings waiting to be fetched", registry=self.registry
         )
+        # An alert: revocations past their honor-by date not applied by every subscription owed them.
+        self.revocations_overdue = Gauge(
+            "ivr_revocations_overdue",
+            "Revocations past their honor-by date that a subscribed system has not said it applied",
+            registry=self.registry,
+        )
         self.pool_in_use = Gauge("ivr_pg_pool_in_use", "Postgres connections in use", registry=self.registry)
         self.pool_size = Gauge("ivr_pg_pool_size", "Postgres connections open", registry=self.registry)

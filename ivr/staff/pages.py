@@ -13,9 +13,10 @@ from aiohttp import web
 
 from ivr.access.audit import Viewer, has_nul, note_view, viewer_of
 from ivr.access.roles import requires
-from ivr.appkeys import CALL_EVIDENCE, FLOWS, PG_POOL
+from ivr.appkeys import CALL_EVIDENCE, FLOWS, PG_POOL, SETTINGS
 from ivr.evidence.call_evidence import MediaTampered, UnknownCall, UnknownRecordingKey
 from ivr.identifiers import ACCOUNT_NUMBER, InvalidIdentifier, is_call_sid, normalize_phone
+from ivr.integrations.deadline_watch import business_today
 from ivr.staff.sign_in import WEB_SESSION, render_page
 from ivr.subjects import resolve_subject
 from ivr.time_budget import POOL_ACQUIRE_S
@@ -26,6 +27,7 @@ from storage.consent_search import accounts_for_phone
 from storage.consent_state import consent_states
 from storage.customers import customer
 from storage.ledger import chained
+from storage.revocations_due import due_revocations
 
 __all__ = [
     "access_log_page",
@@ -35,8 +37,12 @@ __all__ = [
     "recording_audio",
     "request_status",
     "requests_page",
+    "revocations_page",
     "search_page",
 ]
+
+# Rows on the revocations page: the oldest due first; more than this wants the API.
+REVOCATIONS_SHOWN = 500
 
 
 def _viewer(request: web.Request) -> Viewer:
@@ -164,6 +170,17 @@ async def request_status(request: web.Request) -> web.Response:
             request[WEB_SESSION].name,
         )
     raise web.HTTPSeeOther("/staff/requests")
+
+
+@requires("staff")
+async def revocations_page(request: web.Request) -> web.Response:
+    """Revocations not yet applied by every subscribed system, overdue ones marked (as the API's)."""
+    today = business_today(request.config_dict[SETTINGS].business_timezone)
+    pool = request.config_dict[PG_POOL]
+    await note_view(pool, _viewer(request), "revocations.page", today.isoformat())
+    async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
+        rows = await due_revocations(conn, today, REVOCATIONS_SHOWN)
+    return render_page(request, "revocations.html", revocations=rows, today=today)
 
 
 @requires("admin")

@@ -24,3 +24,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/requests", pages.requests_page)
     app.router.add_post("/requests/{request_id}/status", pages.request_status)
     app.router.add_get("/access-log", pages.access_log_page)
+    app.router.add_get("/revocations", pages.revocations_page)
