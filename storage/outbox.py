@@ -64,17 +64,28 @@ async def event_by_id(conn: Connection, seq: int) -> Event | None:
     return _event(row) if row else None
 
 
-async def events_after(conn: Connection, after_seq: int, limit: int, subject: str | None = None) -> list[Event]:
-    """Events in ledger order after ``after_seq`` (those reaching ``subject``, if given)."""
+async def events_after(
+    conn: Connection,
+    after_seq: int,
+    limit: int,
+    subject: str | None = None,
+    types: list[str] | None = None,
+) -> list[Event]:
+    """Events in ledger order after ``after_seq`` (those reaching ``subject``, of ``types``, if given).
+
+    The seq is a stable keyset cursor: events are only ever added, with a higher seq.
+    """
     rows = await conn.fetch(
         f"""
         {_SELECT}
         WHERE seq > $1 AND ($3::text IS NULL OR ordering_key = $3 OR event_data(seq) -> 'reaches' ? $3)
+          AND ($4::text[] IS NULL OR type = ANY ($4::text[]))
         ORDER BY seq LIMIT $2
         """,
         after_seq,
         limit,
         subject,
+        types,
     )
     return [_event(r) for r in rows]
 

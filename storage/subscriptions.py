@@ -22,6 +22,7 @@ __all__ = [
     "remove_subscription",
     "rotate_secret",
     "set_disabled",
+    "subscription_scope",
 ]
 
 
@@ -71,6 +72,14 @@ async def find_subscription(conn: Connection, subscription_id: int) -> Subscript
 async def list_subscriptions(conn: Connection, *, removed: bool = False) -> list[Subscription]:
     rows = await conn.fetch(f"{_SELECT} WHERE $1 OR s.removed_at IS NULL ORDER BY s.id", removed)
     return [_subscription(r) for r in rows]
+
+
+async def subscription_scope(conn: Connection, subscription_id: int) -> tuple[list[str], int] | None:
+    """A live subscription's event types and the last event before it began; None if removed or unknown."""
+    row = await conn.fetchrow(
+        "SELECT event_types, starts_after FROM subscriptions WHERE id = $1 AND removed_at IS NULL", subscription_id
+    )
+    return (list(row["event_types"]), row["starts_after"]) if row else None
 
 
 async def set_disabled(conn: Connection, subscription_id: int, reason: str | None) -> bool:

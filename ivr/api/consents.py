@@ -134,21 +134,37 @@ async def consent_events(request: web.Request) -> web.Response:
 
 @requires("staff")
 async def suppression(request: web.Request) -> web.StreamResponse:
-    """``GET /api/suppression?purpose=telemarketing&format=csv|json``: numbers not to contact now."""
+    """``GET /api/suppression?purpose=telemarketing&format=csv|json[&changed_since=TIME]``: numbers not to contact now.
+
+    With ``changed_since``, only the numbers whose suppression changed since then (for a
+    dialer that diffs): ``numbers`` suppressed now and not then, ``lifted`` suppressed then
+    and not now; ask next time with the answer's ``as_of``.
+    """
     purpose = request.query.get("purpose", "telemarketing")
     fmt = request.query.get("format", "json")
     if purpose not in request.config_dict[FLOWS].purpose_rules():
         raise api_error(400, f"unknown purpose {purpose!r}")
     if fmt not in ("json", "csv"):
         raise api_error(400, "format must be json or csv")
+    since = time_param(request.query.get("changed_since"), "changed_since")
+    as_of = datetime.now(UTC)
     await _noted(request, "suppression", purpose)
     async with request.config_dict[PG_POOL].acquire(timeout=POOL_ACQUIRE_S) as conn:
-        rows = [dict(r) for r in await suppressed_numbers(conn, purpose)]
+        rows = [dict(r) for r in await suppressed_numbers(conn, purpose, as_of=as_of)]
+        then = {r["phone"] for r in await suppressed_numbers(conn, purpose, as_of=since)} if since else set()
+    if since is not None:
+        now = {r["phone"] for r in rows}
+        rows = [r for r in rows if r["phone"] not in then]
+        lifted = sorted(then - now)
     if fmt == "json":
-        return json_response({"purpose": purpose, "numbers": rows})
+        answer = {"purpose": purpose, "as_of": as_of, "numbers": rows}
+        return json_response(answer | ({"changed_since": since, "lifted": lifted} if since else {}))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["phone", "revoked_at", "honor_by"])
+    writer.writerow(["phone", "revoked_at", "honor_by", *(["change"] if since else [])])
     for r in rows:
-        writer.writerow([safe_cell(r["phone"]), r["revoked_at"].isoformat(), r["honor_by"] or ""])
+        change = ["suppressed"] if since else []
+        writer.writerow([safe_cell(r["phone"]), r["revoked_at"].isoformat(), r["honor_by"] or "", *change])
+    for phone in lifted if since else []:
+        writer.writerow([safe_cell(phone), "", "", "lifted"])
     return web.Response(text=out.getvalue(), content_type="text/csv")

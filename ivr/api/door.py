@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ivr.api.auth import bearer_middleware
 from ivr.api.errors import error_middleware
+from ivr.api.events import EVENT_STREAMS, MAX_EVENT_STREAMS, StreamSlots
 from ivr.api.routes import PREFIX, setup_routes
 
 __all__ = ["PREFIX", "api_app"]
@@ -17,5 +18,6 @@ __all__ = ["PREFIX", "api_app"]
 
 def api_app() -> web.Application:
     app = web.Application(middlewares=[error_middleware, bearer_middleware])
+    app[EVENT_STREAMS] = StreamSlots(MAX_EVENT_STREAMS)  # per process: each idle stream polls
     setup_routes(app)
     return app

@@ -85,6 +85,13 @@ _REQUEST_STATUS = _enum("open", "in_progress", "done", "rejected")
 _EVENT = _object({"id": {"type": "integer"}, "kind": _STRING, "at": _STRING, "detail": {"type": "object"}})
 _NULLABLE_INTEGER = {"type": "integer", "nullable": True}
 _EVENT_TYPE = _enum("consent.granted", "consent.revoked", "request.opened", "request.status_changed", "*")
+_AFTER = {"type": "integer", "minimum": 0, "maximum": 999999999999999999}
+# A comma-separated list of event types.
+_TYPES = {
+    "type": "string",
+    "pattern": "^(consent\\.granted|consent\\.revoked|request\\.opened|request\\.status_changed|cpni\\.deemed_granted)"
+    "(,(consent\\.granted|consent\\.revoked|request\\.opened|request\\.status_changed|cpni\\.deemed_granted))*$",
+}
 _SUBSCRIPTION_ID = {"type": "integer", "format": "int64", "minimum": 1}
 _EVENT_ID = {"type": "string", "pattern": "^evt_[1-9][0-9]{0,17}$"}
 _SUBSCRIPTION = _object(
@@ -161,7 +168,11 @@ SCHEMAS: dict[str, Any] = {
     "Requests": _object({"requests": _ROWS}),
     "RequestStatusChange": _object({"status": _REQUEST_STATUS}, note=_TEXT | {"nullable": True}),
     "RequestStatusChanged": _object({"request_id": {"type": "integer"}, "status": _REQUEST_STATUS}),
-    "Suppression": _object({"purpose": _STRING, "numbers": _ROWS}),
+    "Suppression": _object(
+        {"purpose": _STRING, "as_of": _STRING, "numbers": _ROWS},
+        changed_since=_STRING,
+        lifted={"type": "array", "items": _STRING},
+    ),
     "AccessLog": _object({"entries": _ROWS, "holds": _ROWS}),
     "NewSubscription": _object(
         {
@@ -186,7 +197,13 @@ SCHEMAS: dict[str, Any] = {
             "data": {"type": "object"},
         }
     ),
-    "Events": _object({"events": {"type": "array", "items": _ref("Event")}, "next_after": _NULLABLE_INTEGER}),
+    "Events": _object(
+        {
+            "events": {"type": "array", "items": _ref("Event")},
+            "next": {"type": "integer"},
+            "next_after": _NULLABLE_INTEGER,
+        }
+    ),
     "RevocationsDue": _object(
         {
             "as_of": _STRING,
@@ -368,7 +385,12 @@ OPENAPI: dict[str, Any] = {
                         },
                     }
                 },
-                [_query("purpose"), _query("format", _enum("json", "csv")), _query("reason")],
+                [
+                    _query("purpose"),
+                    _query("format", _enum("json", "csv")),
+                    _query("changed_since", _TIME),
+                    _query("reason"),
+                ],
                 errors=(400,),
             )
         },
@@ -442,12 +464,27 @@ OPENAPI: dict[str, Any] = {
                 "staff",
                 {"200": _json(_ref("Events"))},
                 [
-                    _query("after", {"type": "integer", "minimum": 0, "maximum": 999999999999999999}),
+                    _query("after", _AFTER),
+                    _query("types", _TYPES),
                     _query("subject"),
                     _query("limit", _LIMIT),
                     _query("reason"),
                 ],
-                errors=(400,),
+                errors=(400, 403),
+            )
+        },
+        "/api/events/stream": {
+            "get": _op(
+                "Events as Server-Sent Events, from a cursor (or Last-Event-ID), then live",
+                "staff",
+                {"200": {"description": "OK", "content": {"text/event-stream": {"schema": _STRING}}}},
+                [
+                    _query("after", _AFTER),
+                    _query("types", _TYPES),
+                    {"name": "Last-Event-ID", "in": "header", "required": False, "schema": _EVENT_ID},
+                    _query("reason"),
+                ],
+                errors=(400, 403, 429),
             )
         },
         "/api/events/{event_id}": {

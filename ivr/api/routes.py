@@ -33,6 +33,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/subscriptions/{subscription_id}/rotate-secret", subscriptions.rotate_subscription_secret)
     app.router.add_get("/subscriptions/{subscription_id}/dead-letters", subscriptions.subscription_dead_letters)
     app.router.add_get("/events", events.list_events)
+    app.router.add_get("/events/stream", events.event_stream)
     app.router.add_get("/events/{event_id}", events.event_trail)
     app.router.add_get("/revocations/due", events.revocations_due)
     app.router.add_post("/events/{event_id}/applied", events.applied)
