@@ -13,6 +13,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import unused_port
 
+from ivr.api.events import StreamSlots
+from ivr.transfer_feed import StreamLimitReached
 from tests.conftest import AUTH_TOKEN, Service, Storage, running_service
 from tests.event_receiver import QUICK_DELIVERY
 from tests.fake_twilio import FakeTwilio, new_caller
@@ -134,3 +136,14 @@ async def test_suppression_changed_since_gives_only_what_changed(quick, http) ->
         rows = {r["phone"]: r["change"] for r in csv.DictReader(io.StringIO(await resp.text()))}
     assert (rows[revoked], rows[lifted]) == ("suppressed", "lifted")
     assert (await api(http, "GET", url + "yesterday", staff))[0] == 400
+
+
+def test_a_process_holds_at_most_its_streams_and_frees_a_slot_when_one_ends() -> None:
+    slots = StreamSlots(1)
+    with slots.slot():
+        with pytest.raises(StreamLimitReached):  # answered 429 with Retry-After by the error middleware
+            with slots.slot():
+                pass
+    with slots.slot():
+        assert slots.open == 1
+    assert slots.open == 0
