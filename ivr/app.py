@@ -17,6 +17,7 @@ from ivr.access.proxies import forwarded_middleware
 from ivr.api.door import PREFIX as API_PREFIX
 from ivr.api.door import api_app
 from ivr.integrations.context import deliveries_ctx
+from ivr.integrations.nats_context import jetstream_ctx
 from ivr.ops.endpoints import healthz, metrics_page, readyz
 from ivr.ops.logs import fresh_log_context
 from ivr.ops.metrics import Metrics
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> web.Application:
             transfers_ctx,
             call_desk_ctx,
             deliveries_ctx,  # last: it stops first, before the database it reads from
+            jetstream_ctx,  # likewise (does nothing without EVENTS_NATS_URL)
         ]
     )
     app.router.add_get("/healthz", healthz)

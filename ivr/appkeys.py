@@ -17,6 +17,7 @@ from ivr.evidence.checkpoints import Checkpointer, CheckpointSigner
 from ivr.evidence.recording_fetcher import RecordingFetcher
 from ivr.flow_catalog import FlowCatalog
 from ivr.integrations.delivery import Deliverer
+from ivr.integrations.jetstream import Publisher
 from ivr.ops.metrics import Metrics
 from ivr.settings import Settings
 from ivr.transfer_desk import TransferDesk
@@ -48,3 +49,4 @@ CALL_EVIDENCE = web.AppKey("call_evidence", CallEvidence)
 CHECKPOINT_SIGNER = web.AppKey("checkpoint_signer", CheckpointSigner)
 CHECKPOINTER = web.AppKey("checkpointer", Checkpointer)
 EVENT_DELIVERER = web.AppKey("event_deliverer", Deliverer)  # events to subscribers (its own pool)
+EVENT_PUBLISHER = web.AppKey("event_publisher", Publisher)  # events to NATS JetStream, when EVENTS_NATS_URL is set

@@ -397,6 +397,21 @@ class Settings(BaseModel):
     # How often each process looks for CPNI approvals deemed since (the window is 30 days:
     # minutes late is nothing; the scan reads every old notice without a decision).
     event_deemed_scan_s: float = Field(default=300.0, gt=0, le=86_400, alias="EVENT_DEEMED_SCAN_S")
+    # The same events to NATS JetStream as well (docs/integrations.md), where a deployment
+    # runs a broker: unset, nothing is published. The stream is made if missing, with every
+    # subject under the prefix; an event goes on <prefix><type>, e.g. consent.events.consent.revoked.
+    events_nats_url: Annotated[str | None, _url_with_scheme(("nats", "tls"), "NATS")] = Field(
+        default=None, alias="EVENTS_NATS_URL"
+    )
+    events_nats_stream: str = Field(
+        default="CONSENT_EVENTS", pattern=r"\A[A-Za-z0-9_-]{1,64}\Z", alias="EVENTS_NATS_STREAM"
+    )
+    # Tokens of letters, digits, _ or -, each ending with a dot (no wildcards: it is a subject).
+    events_nats_subject_prefix: str = Field(
+        default="consent.events.",
+        pattern=r"\A(?:[A-Za-z0-9_-]+\.){1,8}\Z",
+        alias="EVENTS_NATS_SUBJECT_PREFIX",
+    )
     # PINs are hashed with HMAC-SHA256 under this key before scrypt (ivr.access.pins): the
     # key in base64, or a file holding it; neither: one is generated and kept under
     # IVR_DATA_DIR. It is never in the database, so a copied directory gives up no PIN;
