@@ -137,8 +137,8 @@ async def test_a_revocation_by_phone_is_published_once_named_by_its_event(storag
     _, jetstream = js
     env = _stream_env()
     stream, prefix = env["EVENTS_NATS_STREAM"], env["EVENTS_NATS_SUBJECT_PREFIX"]
-    async with running_service(storage, unused_port(), **env) as service:
-        try:
+    try:
+        async with running_service(storage, unused_port(), **env) as service:
             caller = await revoke_by_phone(service.base_url, http)
             async with service.pool.acquire() as conn:
                 seq = await conn.fetchval(
@@ -171,8 +171,9 @@ async def test_a_revocation_by_phone_is_published_once_named_by_its_event(storag
             await until(lambda: _is(service.app[appkeys.EVENT_PUBLISHER].duplicates >= count))
             await published_up_to_now(service, stream)
             assert await stream_messages(jetstream, stream) == count
-        finally:
-            await jetstream.delete_stream(stream)
+    finally:
+        # After the service stopped: a running publisher would make the stream again.
+        await jetstream.delete_stream(stream)
 
 
 async def _is(value: bool) -> bool:
@@ -184,11 +185,11 @@ async def test_two_processes_on_one_database_publish_each_event_once(storage: St
     _, jetstream = js
     env = _stream_env()
     stream = env["EVENTS_NATS_STREAM"]
-    async with (
-        running_service(storage, unused_port(), **env) as one,
-        running_service(storage, unused_port(), **env) as two,
-    ):
-        try:
+    try:
+        async with (
+            running_service(storage, unused_port(), **env) as one,
+            running_service(storage, unused_port(), **env) as two,
+        ):
             for n in range(6):
                 await revoke_by_phone((one if n % 2 else two).base_url, http)
             newest = await published_up_to_now(one, stream)
@@ -197,8 +198,8 @@ async def test_two_processes_on_one_database_publish_each_event_once(storage: St
             assert sum(p.published for p in publishers) == count
             assert [p.duplicates for p in publishers] == [0, 0]
             assert await stream_messages(jetstream, stream) == count
-        finally:
-            await jetstream.delete_stream(stream)
+    finally:
+        await jetstream.delete_stream(stream)
 
 
 @pytest.mark.skipif(shutil.which("nats-server") is None, reason="no nats-server binary to start and stop")
