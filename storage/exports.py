@@ -22,13 +22,17 @@ async def events_for_receipts(
     call_sid: str | None = None,
 ) -> AsyncIterator[asyncpg.Record]:
     """Decisions joined with their ledger entry, kept recording and the legal notice heard
-    before them on their call (if any); call inside a transaction."""
+    before them on their call (if any), or what stands behind a decision from another
+    channel; call inside a transaction."""
     query = """
         SELECT e.*, l.seq AS ledger_seq, l.hash AS ledger_hash, l.prev_hash AS ledger_prev_hash,
                m.sha256 AS media_sha256, m.size_bytes AS media_size, f.status AS fetch_status,
-               n.id AS notice_id, n.notice AS notice_kind, n.notice_text, n.given_at AS notice_given_at
+               n.id AS notice_id, n.notice AS notice_kind, n.notice_text, n.given_at AS notice_given_at,
+               d.collected_by, d.collected_at, d.verification, d.media_type AS document_type,
+               d.document_sha256, d.document_bytes
         FROM consent_events e
         LEFT JOIN ledger l ON l.kind = 'consent_events' AND l.ref_id = e.id
+        LEFT JOIN consent_documents d ON d.consent_event_id = e.id  -- a decision from another channel (0031)
         LEFT JOIN recording_media m ON m.recording_sid = e.recording_sid
         LEFT JOIN recording_fetches f ON f.recording_sid = e.recording_sid
         LEFT JOIN LATERAL (

@@ -62,6 +62,7 @@ EVIDENCE_TABLES = (
     "event_applications",
     "deemed_approvals",  # 0025: CPNI approval assumed after the opt-out window
     "pin_unlocks",
+    "consent_documents",  # 0031: the text and document behind a decision from another channel
 )
 _PREFETCH = 2_000
 # A ledger rewritten wholesale could break at every entry: list this many, count them all.

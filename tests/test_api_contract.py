@@ -109,6 +109,7 @@ CHECKED_BEYOND_THE_SCHEMA = {
     "GET /api/consent-events",
     "GET /api/suppression",
     "POST /api/subscriptions",  # a URL must resolve, to public addresses only
+    "POST /api/consents",  # a known purpose, a verified subject, a document that is what it says
 }
 
 

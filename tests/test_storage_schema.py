@@ -56,7 +56,7 @@ async def test_two_processes_migrating_at_once_apply_each_file_once(empty_databa
     [
         "UPDATE consent_events SET action = 'grant'",
         "DELETE FROM consent_events",
-        "TRUNCATE consent_events",
+        "TRUNCATE consent_events CASCADE",  # consent_documents (0031) refers to it
         "UPDATE keypresses SET digits = '1'",
         "DELETE FROM calls",
         "TRUNCATE call_endings CASCADE",

@@ -28,7 +28,7 @@ from storage.customers import customer
 
 __all__ = ["account_consents", "consent_events", "subject_consents", "suppression"]
 
-_CHANNELS = ("keypad", "dialing_string", "verbal", "agent_assisted")
+_CHANNELS = ("keypad", "dialing_string", "verbal", "agent_assisted", "web_form", "written_form", "agent")
 
 
 async def _noted(request: web.Request, action: str, target: str) -> None:

@@ -150,7 +150,7 @@ def _after(text: str) -> int:
 
 
 def _types(text: str | None) -> list[str] | None:
-    if not text:
+    if text is None:  # given but empty names no type: refused, as the document's pattern says
         return None
     asked = text.split(",")
     known = {t.value for t in EventType}

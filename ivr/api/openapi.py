@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ivr.access.roles import requires
+from ivr.api.channel_consents import CHANNELS, GRANT_VERIFICATIONS, MEDIA_TYPES
 from ivr.identifiers import ACCOUNT_NUMBER, CALL_SID, RECORDING_SID
 
 __all__ = ["OPENAPI", "openapi_document"]
@@ -157,6 +158,35 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "ConsentEvents": _object({"events": _ROWS, "next_cursor": _NULLABLE_STRING}),
+    "NewConsent": _object(
+        {
+            "subject": _TEXT,
+            "purpose": _TEXT,
+            "action": _enum("grant", "revoke"),
+            "channel": _enum(*CHANNELS),
+            "text": _TEXT,
+            "collected_by": _TEXT,
+            "collected_at": _TIME,
+        },
+        verification={**_enum("none", *GRANT_VERIFICATIONS), "nullable": True},
+        lang={**_TEXT, "nullable": True},
+        document={
+            **_object({"media_type": _enum(*MEDIA_TYPES), "content": {"type": "string", "format": "byte"}}),
+            "nullable": True,
+        },
+    ),
+    "ConsentRecorded": _object(
+        {
+            "id": {"type": "integer"},
+            "event_id": _STRING,
+            "subject": _STRING,
+            "purpose": _STRING,
+            "action": _STRING,
+            "channel": _STRING,
+            "honor_by": _NULLABLE_STRING,
+            "document_sha256": _NULLABLE_STRING,
+        }
+    ),
     "CallStory": _object(
         {
             "call": {"type": "object"},
@@ -306,7 +336,7 @@ OPENAPI: dict[str, Any] = {
                     _query("subject"),
                     _query("purpose"),
                     _query("action", _enum("grant", "revoke")),
-                    _query("channel", _enum("keypad", "dialing_string", "verbal", "agent_assisted")),
+                    _query("channel", _enum("keypad", "dialing_string", "verbal", "agent_assisted", *CHANNELS)),
                     _query("from", _TIME),
                     _query("to", _TIME),
                     _query("cursor"),
@@ -314,6 +344,15 @@ OPENAPI: dict[str, Any] = {
                     _query("reason"),
                 ],
                 errors=(400,),
+            )
+        },
+        "/api/consents": {
+            "post": _op(
+                "Record a decision taken on another channel (web form, written form, agent), with its evidence",
+                "staff",
+                {"201": _json(_ref("ConsentRecorded"), "Created")},
+                body=_ref("NewConsent"),
+                errors=(400, 422),
             )
         },
         "/api/calls/{call_sid}/evidence": {

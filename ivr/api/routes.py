@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr.api import access_review, agents, backlog, calls, consents, events, openapi, subscriptions
+from ivr.api import access_review, agents, backlog, calls, channel_consents, consents, events, openapi, subscriptions
 
 __all__ = ["PREFIX", "setup_routes"]
 
@@ -18,6 +18,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/subjects/{phone}/consents", consents.subject_consents)
     app.router.add_get("/accounts/{account}/consents", consents.account_consents)
     app.router.add_get("/consent-events", consents.consent_events)
+    app.router.add_post("/consents", channel_consents.record_consent)
     app.router.add_get("/calls/{call_sid}/evidence", calls.call_evidence)
     app.router.add_get("/calls/{call_sid}/evidence.zip", calls.call_bundle)
     app.router.add_get("/recordings/{recording_sid}/media", calls.recording_media)

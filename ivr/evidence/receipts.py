@@ -29,6 +29,9 @@ _CONSENT_TYPE = {
     "dialing_string": "explicit: telephone dialing string",
     "verbal": "explicit: recorded verbal statement",
     "agent_assisted": "explicit: telephone keypad during an agent-assisted transfer",
+    "web_form": "explicit: web form",
+    "written_form": "explicit: written form",
+    "agent": "explicit: given to an agent",
 }
 
 
@@ -131,7 +134,7 @@ def build_receipt(
             "text": row["prompt_text"],
             "text_sha256": _sha256(row["prompt_text"]),
         },
-        "collection_method": f"telephone IVR, {row['channel']}, call {row['call_sid']} to {row['dialed_number']}",
+        "collection_method": _collection_method(row),
         "digits": row["raw_digits"],
         "recording": (
             {
@@ -146,4 +149,23 @@ def build_receipt(
         "agent": row["agent"],
         "how_to_withdraw": withdraw if withdraw_code else f"Call {controller.phone}",
         "ledger": {"seq": row["ledger_seq"], "hash": row["ledger_hash"], "prev_hash": row["ledger_prev_hash"]},
-    }
+    } | _other_channel(row)
+
+
+def _collection_method(row: asyncpg.Record | Mapping[str, Any]) -> str:
+    if row["call_sid"] is None:  # a decision from another channel (migration 0031)
+        return f"{row['channel']}, collected by {row['collected_by']}, verified by {row['verification']}"
+    return f"telephone IVR, {row['channel']}, call {row['call_sid']} to {row['dialed_number']}"
+
+
+def _other_channel(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
+    """What stands behind a decision taken off the phone line: who, when, how verified, the document."""
+    if row["call_sid"] is not None:
+        return {}
+    document = (
+        {"media_type": row["document_type"], "sha256": row["document_sha256"], "size_bytes": row["document_bytes"]}
+        if row["document_sha256"]
+        else None
+    )
+    collected = {"by": row["collected_by"], "at": _iso(row["collected_at"]), "verification": row["verification"]}
+    return {"collected": collected, "document": document}
