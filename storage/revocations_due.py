@@ -83,16 +83,20 @@ _OWED = """
 """
 
 
-async def due_revocations(conn: Connection, today: date, limit: int) -> list[DueRevocation]:
-    """Revocations some subscription has not applied yet, oldest first; overdue as of ``today``."""
+async def due_revocations(conn: Connection, today: date, limit: int, after: int = 0) -> list[DueRevocation]:
+    """Revocations some subscription has not applied yet, oldest first from after event
+    ``after`` (a keyset page: the last one's seq is the next page's ``after``); overdue as of ``today``."""
     rows = await conn.fetch(
         f"""
         WITH owed AS ({_OWED}),
-        due AS (SELECT seq FROM owed GROUP BY seq HAVING bool_or(applied_at IS NULL) ORDER BY seq LIMIT $2)
+        due AS (
+          SELECT seq FROM owed WHERE seq > $3 GROUP BY seq HAVING bool_or(applied_at IS NULL) ORDER BY seq LIMIT $2
+        )
         SELECT owed.* FROM owed JOIN due USING (seq) ORDER BY seq, subscription_id
         """,
         EventType.CONSENT_REVOKED.value,
         limit,
+        after,
     )
     found: dict[int, DueRevocation] = {}
     for r in rows:

@@ -187,7 +187,7 @@ async def event_trail(request: web.Request) -> web.Response:
 
 @requires("staff")
 async def revocations_due(request: web.Request) -> web.Response:
-    """``GET /api/revocations/due?as_of=YYYY-MM-DD&limit=``: revocations not applied by every subscriber.
+    """``GET /api/revocations/due?as_of=YYYY-MM-DD&after=SEQ&limit=``: revocations not applied by every subscriber.
 
     Overdue: past the honor-by date as of ``as_of`` (default today where the business is),
     so staff can also see what will be overdue by a coming day. Each with its subscriptions:
@@ -197,11 +197,14 @@ async def revocations_due(request: web.Request) -> web.Response:
     today = business_today(request.config_dict[SETTINGS].business_timezone)
     as_of = _date(request.query.get("as_of")) or today
     limit = page_size(request.query.get("limit", "100"))
+    after = _after(request.query.get("after", "0").removeprefix("evt_"))
     pool = request.config_dict[PG_POOL]
     await note_view(pool, viewer_of(request), "revocations.due", as_of.isoformat())
     async with pool.acquire(timeout=POOL_ACQUIRE_S) as conn:
-        found = await due_revocations(conn, as_of, limit)
-    return json_response({"as_of": as_of, "revocations": [r.as_json() for r in found]})
+        found = await due_revocations(conn, as_of, limit, after)
+    revocations = [r.as_json() for r in found]
+    next_after = found[-1].seq if found else after
+    return json_response({"as_of": as_of, "revocations": revocations, "next": next_after})
 
 
 def _date(text: str | None) -> date | None:

@@ -262,6 +262,7 @@ SCHEMAS: dict[str, Any] = {
                     }
                 ),
             },
+            "next": {"type": "integer"},  # the next page's after
         }
     ),
     "EventTrail": _object({"event": _ref("Event"), "deliveries": _ROWS, "applications": _ROWS}),
@@ -555,7 +556,12 @@ OPENAPI: dict[str, Any] = {
                 "Revocations not yet applied by every subscribed system; overdue past their honor-by date",
                 "staff",
                 {"200": _json(_ref("RevocationsDue"))},
-                [_query("as_of", {"type": "string", "format": "date"}), _query("limit", _LIMIT), _query("reason")],
+                [
+                    _query("as_of", {"type": "string", "format": "date"}),
+                    _query("after", _AFTER),
+                    _query("limit", _LIMIT),
+                    _query("reason"),
+                ],
                 errors=(400,),
             )
         },
