@@ -24,8 +24,9 @@ from tests.test_event_deliveries import revoke_by_phone, until
 
 
 @pytest.fixture
-async def quick(storage: Storage) -> AsyncIterator[Service]:
-    async with running_service(storage, unused_port(), **QUICK_DELIVERY) as running:
+async def quick(own_storage: Storage) -> AsyncIterator[Service]:
+    # A database of its own: other tests' subscriptions would be owed (and slow) its events.
+    async with running_service(own_storage, unused_port(), **QUICK_DELIVERY) as running:
         yield running
 
 
@@ -45,7 +46,7 @@ async def subscription_with_token(service: Service, url: str, types: list[str], 
 
 
 async def test_a_revocation_s_evidence_shows_received_told_and_applied(
-    quick, http, receiver, storage, tmp_path
+    quick, http, receiver, own_storage, tmp_path
 ) -> None:
     crm, crm_token = await subscription_with_token(quick, receiver.url, ["consent.revoked"], "crm")
     other, other_token = await subscription_with_token(quick, receiver.url, ["request.opened"], "other")
@@ -105,7 +106,7 @@ async def test_a_revocation_s_evidence_shows_received_told_and_applied(
         async with quick.pool.acquire() as conn:
             for sub in (crm, other):
                 await conn.fetchval("SELECT remove_subscription($1)", sub)
-    report = await verify(storage)
+    report = await verify(own_storage)
     assert report.intact, report.breaks[:3]
 
 

@@ -23,8 +23,9 @@ from tests.test_staff_pages import signed_in
 
 
 @pytest.fixture
-async def quick(storage: Storage) -> AsyncIterator[Service]:
-    async with running_service(storage, unused_port(), **QUICK_DELIVERY) as running:
+async def quick(own_storage: Storage) -> AsyncIterator[Service]:
+    # A database of its own: other tests' subscriptions would be owed (and slow) its events.
+    async with running_service(own_storage, unused_port(), **QUICK_DELIVERY) as running:
         yield running
 
 
